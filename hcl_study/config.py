@@ -1,0 +1,187 @@
+"""Typed, validated training configuration (the YAML format of `hcl-study train`).
+
+Every model forbids unknown keys, so a typo is an error that names the field instead of a
+silently ignored setting. The same models are embedded in study specs (`base:`), so one
+definition validates both.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Normalization = Literal["none", "ball", "sphere"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LatentClassData(_Strict):
+    """The paper's latent-class model: Gaussian classes around seeded random means."""
+
+    name: Literal["latent_class"] = "latent_class"
+    num_classes: int = Field(50, ge=2)
+    input_dim: int = Field(32, ge=1)
+    num_train: int = Field(5000, ge=2)
+    num_test: int = Field(1000, ge=1)
+    class_spread: float = Field(1.0, gt=0, description="sigma_mu, the scale of the class means")
+    noise: float = Field(1.0, ge=0, description="sigma, the within-class noise")
+    seed: int = 0
+
+
+class DigitsData(_Strict):
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes), standardized."""
+
+    name: Literal["digits"] = "digits"
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    seed: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return 10
+
+
+class CifarData(_Strict):
+    """A local, already extracted copy of the official CIFAR "python version" archive."""
+
+    name: Literal["cifar10", "cifar100"]
+    root: str
+    augment: bool = False
+    subset: int | None = Field(None, ge=1, description="use only the first N training images")
+
+    @property
+    def num_classes(self) -> int:
+        return 10 if self.name == "cifar10" else 100
+
+
+class ImageFolderData(_Strict):
+    """A torchvision ImageFolder tree (`root/<class>/<image>`), e.g. Tiny-ImageNet."""
+
+    name: Literal["image_folder"] = "image_folder"
+    root: str
+    test_root: str | None = None
+    image_size: int = Field(32, ge=8)
+    augment: bool = False
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="split used when test_root is unset")
+    seed: int = 0
+
+
+DataConfig = Annotated[
+    LatentClassData | DigitsData | CifarData | ImageFolderData, Field(discriminator="name")
+]
+
+
+class ModelConfig(_Strict):
+    """Encoder plus projection head. `feature_dim` defaults to num_classes - 1 (the paper)."""
+
+    name: Literal["mlp", "resnet18", "resnet50"] = "mlp"
+    width: int = Field(256, ge=1, description="MLP hidden width")
+    depth: int = Field(2, ge=1, description="number of MLP hidden layers")
+    head_hidden: int = Field(512, ge=1, description="hidden width of the projection head")
+    feature_dim: int | None = Field(None, ge=1)
+
+
+class LossConfig(_Strict):
+    """SCL/UCL with hardness beta (beta = 0 is the plain loss)."""
+
+    name: Literal["scl", "ucl"] = "scl"
+    beta: float = Field(0.0, ge=0)
+    tau: float = Field(1.0, gt=0)
+    estimator: Literal["reweight", "sample"] = "reweight"
+    negative_scale: float = Field(1.0, gt=0)
+    num_negatives: int = Field(256, ge=1)
+    self_positive: bool = True
+
+
+class OptimizerConfig(_Strict):
+    name: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+
+
+class TrainConfig(_Strict):
+    """One training run."""
+
+    data: DataConfig = Field(default_factory=LatentClassData)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    normalization: Normalization = "ball"
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    batch_size: int = Field(512, ge=2)
+    eval_batch_size: int = Field(2048, ge=1)
+    epochs: int = Field(60, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = Field(False, description="bf16 autocast; used on CUDA only")
+    num_workers: int = Field(0, ge=0, description="DataLoader workers for image data")
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    @property
+    def feature_dim(self) -> int:
+        return self.model.feature_dim or self.num_classes - 1
+
+    @model_validator(mode="after")
+    def _feature_dim_fits(self) -> TrainConfig:
+        if self.model.feature_dim is None and self.num_classes - 1 < 1:
+            raise ValueError("model.feature_dim must be given when num_classes < 2")
+        return self
+
+
+def set_by_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set `tree["a"]["b"] = value` for `path = "a.b"`, creating missing levels."""
+    *parents, leaf = path.split(".")
+    node = tree
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"{path}: '{key}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}} -> {"a.b": 1}`."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of `raw` with dotted-path overrides applied."""
+    merged = copy.deepcopy(raw)
+    for path, value in overrides.items():
+        set_by_path(merged, path, value)
+    return merged
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`"loss.beta=5"` -> `("loss.beta", 5)`; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ValueError(f"--set expects key.path=value, got {text!r}")
+    path, value = text.split("=", 1)
+    return path.strip(), yaml.safe_load(value)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Safe-load a YAML mapping (Python object tags are refused)."""
+    with open(path, encoding="utf-8") as handle:
+        loaded = yaml.safe_load(handle)
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded

@@ -1,0 +1,42 @@
+"""User-facing errors: bad specs, missing data, unreachable servers.
+
+Anything raised as `UserError` reaches the CLI as one paragraph and exit code 2, before
+any Ray job or MLflow run is started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """An error in what the user asked for, with a message fit to print as is."""
+
+
+class DataError(UserError):
+    """A data set that cannot be loaded (missing or incomplete local copy)."""
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    # pydantic puts the discriminator tag (e.g. 'latent_class') into the location of
+    # union members; it names the variant, not a field.
+    parts = [str(part) for part in location if not isinstance(part, int)]
+    return ".".join(parts) or "(top level)"
+
+
+def describe_validation_error(error: ValidationError, *, source: str = "config") -> str:
+    """One paragraph naming each bad field, what was given and what is allowed."""
+    problems = []
+    for item in error.errors():
+        path = _field_path(item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see the documented fields)"
+        given = item.get("input")
+        shown = "" if item["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
+        problems.append(f"{path}: {message}{shown}")
+    return f"Invalid {source}: " + "; ".join(problems) + "."

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hcl_study.errors import UserError, describe_validation_error
 
 Normalization = Literal["none", "ball", "sphere"]
 
@@ -64,6 +66,9 @@ class ImageFolderData(_Strict):
 
     name: Literal["image_folder"] = "image_folder"
     root: str
+    num_classes: int = Field(
+        ge=2, description="number of class folders (e.g. 200 for Tiny-ImageNet); checked on load"
+    )
     test_root: str | None = None
     image_size: int = Field(32, ge=8)
     augment: bool = False
@@ -185,3 +190,26 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
     return loaded
+
+
+def parse_train_config(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
+    """Validate a raw mapping; a bad field is a `UserError` naming it."""
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(describe_validation_error(error, source=source)) from None
+
+
+def read_yaml_file(path: str | Path) -> dict[str, Any]:
+    """`load_yaml` with every failure turned into a `UserError` naming the file."""
+    try:
+        return load_yaml(path)
+    except FileNotFoundError:
+        raise UserError(f"File not found: {path}. Give the path of a YAML file.") from None
+    except yaml.YAMLError as error:
+        raise UserError(
+            f"{path} is not valid YAML (only plain YAML is accepted; Python object tags "
+            f"are refused): {error}"
+        ) from None
+    except ValueError as error:
+        raise UserError(str(error)) from None

@@ -1,0 +1,178 @@
+"""The `hcl-study` command line."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hcl_study.config import parse_assignment, parse_train_config, read_yaml_file, with_overrides
+from hcl_study.errors import EXIT_USER_ERROR, UserError
+
+app = typer.Typer(
+    help="Hyperparameter studies of hard-negative contrastive learning (NC vs DC).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@app.callback()
+def _group() -> None:
+    """Hyperparameter studies of hard-negative contrastive learning (NC vs DC)."""
+
+
+def user_errors_exit_2(command: F) -> F:
+    """Print a `UserError` as one paragraph and exit with code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors_exit_2
+def train(
+    out: Annotated[Path, typer.Option(help="Output folder: metrics.jsonl, class_means.npy, spectrum.npy, checkpoint.pt.")],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML training config (defaults apply to missing keys).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set loss.beta=5 (repeatable)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from OUT/checkpoint.pt if it exists.")
+    ] = False,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, help="Write a checkpoint (and the .npy files) every N epochs.")
+    ] = 10,
+) -> None:
+    """Run one training run (no Ray, no MLflow) and write its metrics and class means."""
+    from hcl_study.train import CHECKPOINT_FILE, Trainer, train as run_training
+    from hcl_study.train.outputs import RunOutputs
+
+    raw = read_yaml_file(config) if config else {}
+    overrides = dict(parse_assignment(text) for text in set_ or [])
+    train_config = parse_train_config(with_overrides(raw, overrides), source=f"config {config or '(defaults)'}")
+    trainer = Trainer(train_config)
+    outputs = RunOutputs(out)
+    if resume and (out / CHECKPOINT_FILE).exists():
+        trainer.restore(out)
+        console.print(f"Resuming {out} at epoch {trainer.epoch}.")
+    outputs.truncate(trainer.epoch)
+    (out / "config.yaml").write_text(_dump_yaml(train_config.model_dump(mode="json")))
+
+    with Progress(
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task(
+            "train", total=train_config.epochs, completed=trainer.epoch, status=""
+        )
+
+        def on_epoch(result: Any) -> None:
+            outputs.append(result)
+            if trainer.epoch % checkpoint_every == 0 or trainer.epoch == train_config.epochs:
+                trainer.save(out)
+                outputs.flush()
+            progress.update(
+                task,
+                advance=1,
+                status=f"loss {result.metrics['loss']:.4f} · {result.regime}",
+            )
+
+        results = run_training(train_config, on_epoch=on_epoch, trainer=trainer)
+    outputs.flush()
+    _print_train_summary(results, out)
+
+
+def _print_train_summary(results: list[Any], out: Path) -> None:
+    if not results:
+        console.print(f"Nothing to do: {out} is already complete.")
+        return
+    last = results[-1]
+    m = last.metrics
+    if last.diverged:
+        console.print(f"[bold red]Diverged[/] at epoch {last.epoch} (non-finite loss or features).")
+    else:
+        console.print(
+            f"Epoch {last.epoch}: regime [bold]{last.regime}[/] · loss {m['loss']:.4f} · "
+            f"erank_means {m['erank_means']:.2f}/{m['rank_bound']:.0f} · "
+            f"etf_distance {m['etf_distance']:.3f} · dc_count {m['dc_count']:.0f} · "
+            f"NCM test {m['ncm_accuracy_test']:.3f}"
+        )
+    console.print(f"Wrote {out}/metrics.jsonl, class_means.npy, spectrum.npy")
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+@app.command()
+@user_errors_exit_2
+def study(
+    spec: Annotated[Path, typer.Argument(help="Study spec (YAML), e.g. search_spaces/quick.yaml.")],
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join ('auto', HOST:PORT, ray://HOST:10001); default: RAY_ADDRESS, else local Ray."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI; default: the spec's, else studies/NAME/mlflow.db.")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Tune storage path (shared folder or s3:// URI on a cluster).")
+    ] = None,
+) -> None:
+    """Run a hyperparameter study: Ray Tune trials, every one logged to MLflow."""
+    from hcl_study.study.runner import run_study
+
+    _print_study_summary(run_study(spec, address=address, tracking_uri=tracking_uri, storage=storage))
+
+
+@app.command()
+@user_errors_exit_2
+def resume(
+    name_or_path: Annotated[str, typer.Argument(help="Study name (under studies/) or study folder.")],
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join; default: local Ray.")] = None,
+) -> None:
+    """Finish an interrupted study where it stopped (same trials, same MLflow runs)."""
+    from hcl_study.study.runner import resume_study
+
+    _print_study_summary(resume_study(name_or_path, address=address))
+
+
+def _print_study_summary(summary: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Study {summary.name}: {summary.num_trials} trials")
+    table.add_column("regime")
+    table.add_column("trials", justify="right")
+    for regime, count in sorted(summary.regimes.items()):
+        table.add_row(regime, str(count))
+    console.print(table)
+    if summary.best:
+        best = summary.best
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+        console.print(
+            f"Best trial for {best['metric']}: {best['value']:.4g} ({best['regime']}) with {params}; "
+            f"MLflow run {best['mlflow_run_id']}"
+        )
+    console.print(f"MLflow: {summary.tracking_uri} · experiment {summary.experiment_id} · parent run {summary.parent_run_id}")
+    console.print(f"Open the UI: [bold]{summary.ui_command()}[/]")

@@ -1,0 +1,128 @@
+"""Any torchvision ImageFolder tree (`root/<class>/<image>`), e.g. Tiny-ImageNet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import default_loader
+
+from hcl_study.config import ImageFolderData
+from hcl_study.data.bundle import DataBundle
+from hcl_study.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    as_int64,
+    plain_transform,
+    simclr_transform,
+)
+from hcl_study.errors import DataError
+
+Sample = tuple[str, int]
+
+
+class ImageFiles(Dataset):
+    """Images read from disk on every access, as (float32 (3, H, W), int64 label)."""
+
+    def __init__(self, samples: list[Sample], transform: transforms.Compose) -> None:
+        """Store the (path, class index) pairs and the PIL-image transform."""
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        path, label = self.samples[index]
+        return self.transform(default_loader(path)), as_int64(label)
+
+
+def scan_tree(root: str, field: str) -> tuple[list[Sample], list[str]]:
+    """List an ImageFolder tree.
+
+    Returns:
+        The (path, class index) samples and the sorted class names.
+
+    Raises:
+        DataError: If the folder is missing, has no class folders or no images.
+    """
+    path = Path(root).expanduser()
+    layout = (
+        "an ImageFolder tree: one sub-folder per class holding that class's images "
+        "(.png, .jpg, ...), e.g. root/cat/001.png"
+    )
+    if not path.is_dir():
+        raise DataError(f"{field}: image folder '{path}' does not exist; expected {layout}.")
+    try:
+        tree = ImageFolder(str(path))
+    except FileNotFoundError as error:
+        raise DataError(
+            f"{field}: '{path}' holds no images in class folders ({error}); expected {layout}."
+        ) from error
+    return tree.samples, tree.classes
+
+
+def split_samples(
+    samples: list[Sample], test_fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """Seeded stratified train/test split of one tree.
+
+    Raises:
+        DataError: If some class is too small to appear on both sides.
+    """
+    labels = [label for _, label in samples]
+    try:
+        train_indices, test_indices = train_test_split(
+            range(len(samples)), test_size=test_fraction, stratify=labels, random_state=seed
+        )
+    except ValueError as error:
+        raise DataError(
+            f"data.test_fraction: cannot split the images of data.root into stratified "
+            f"train and test sets ({error}); give every class more images, change "
+            f"data.test_fraction, or set data.test_root."
+        ) from error
+    return [samples[i] for i in train_indices], [samples[i] for i in test_indices]
+
+
+def load_image_folder(config: ImageFolderData) -> DataBundle:
+    """Load `config.root` (and `config.test_root`, or a split), resized to `image_size`.
+
+    Images are normalized with ImageNet channel statistics.
+    """
+    samples, classes = scan_tree(config.root, "data.root")
+    if len(classes) != config.num_classes:
+        raise DataError(
+            f"data.num_classes: the config says {config.num_classes} classes, but "
+            f"data.root '{config.root}' has {len(classes)} class folders; set "
+            f"data.num_classes to {len(classes)} or point data.root at the right tree."
+        )
+    if config.test_root is None:
+        train_samples, test_samples = split_samples(samples, config.test_fraction, config.seed)
+    else:
+        train_samples = samples
+        test_samples, test_classes = scan_tree(config.test_root, "data.test_root")
+        if test_classes != classes:
+            raise DataError(
+                f"data.test_root: its class folders differ from those of data.root "
+                f"({len(test_classes)} vs {len(classes)} classes); both trees need the same "
+                f"class sub-folders."
+            )
+
+    plain = plain_transform(IMAGENET_MEAN, IMAGENET_STD, config.image_size)
+    train_eval = ImageFiles(train_samples, plain)
+    train: Dataset = train_eval
+    if config.augment:
+        train = ImageFiles(
+            train_samples, simclr_transform(IMAGENET_MEAN, IMAGENET_STD, config.image_size)
+        )
+    return DataBundle(
+        train=train,
+        train_eval=train_eval,
+        test=ImageFiles(test_samples, plain),
+        num_classes=config.num_classes,
+        input_shape=(3, config.image_size, config.image_size),
+    )

@@ -1,0 +1,271 @@
+"""Run and resume studies: validate, connect Ray, open the MLflow parent run, fit.
+
+Every check that can fail on user input (spec, tracking URI, data, Ray address, GPUs)
+runs before the MLflow parent run is created or a trial is started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hcl_study.errors import UserError
+from hcl_study.study.spec import StudySpec, load_study_spec, parse_study_spec
+
+STUDY_FILE = "study.json"
+SPEC_FILE = "spec.yaml"
+STUDIES_DIR = "studies"
+
+os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@dataclass
+class StudyLocation:
+    """Where a study lives; written to `<study_dir>/study.json` so `resume` finds it all."""
+
+    name: str
+    study_dir: str
+    storage_path: str
+    tracking_uri: str
+    experiment_id: str = ""
+    parent_run_id: str = ""
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage_path.rstrip('/')}/{self.name}"
+
+    def save(self) -> None:
+        Path(self.study_dir, STUDY_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, study_dir: Path) -> StudyLocation:
+        return cls(**json.loads((study_dir / STUDY_FILE).read_text()))
+
+
+@dataclass
+class StudySummary:
+    name: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    regimes: dict[str, int]
+    best: dict[str, Any] | None
+    num_trials: int
+
+    def ui_command(self) -> str:
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"open {self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment_id}"
+        return f"mlflow ui --backend-store-uri {self.tracking_uri}"
+
+
+def locate(spec: StudySpec, *, tracking_uri: str | None, storage: str | None) -> StudyLocation:
+    from hcl_study.tracking import default_tracking_uri
+
+    study_dir = (Path(STUDIES_DIR) / spec.name).resolve()
+    storage_path = storage or spec.storage_path or str(study_dir / "ray")
+    if "://" not in storage_path:
+        storage_path = str(Path(storage_path).resolve())
+    uri = tracking_uri or spec.tracking_uri or default_tracking_uri(study_dir)
+    return StudyLocation(spec.name, str(study_dir), storage_path, uri)
+
+
+def check_local_data(spec: StudySpec) -> None:
+    """Fail early when a local data root is missing (local Ray only: cluster nodes may differ)."""
+    from hcl_study.data import check_data_available
+
+    check_data_available(spec.base_config.data)
+
+
+def _check_address_answers(address: str) -> None:
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(
+            f"--address / RAY_ADDRESS: {address!r} is not a Ray address; give 'auto', "
+            "HOST:PORT of a running head node (e.g. 10.0.0.5:6379) or ray://HOST:10001."
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise UserError(
+            f"--address / RAY_ADDRESS: no Ray head answers at {address} ({error}). Start one "
+            "with `ray start --head`, or leave --address out to run on local Ray."
+        ) from None
+
+
+def connect_ray(address: str | None, spec: StudySpec) -> None:
+    """Join a cluster (`--address`, `RAY_ADDRESS`) or start local Ray; check resources."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "auto":
+        _check_address_answers(address)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+        else:
+            ray.init(include_dashboard=False, num_gpus=_local_gpus())
+    except ConnectionError as error:
+        raise UserError(f"--address / RAY_ADDRESS: cannot join the Ray cluster at {address}: {error}") from None
+    available = ray.cluster_resources()
+    for resource, wanted in (("CPU", spec.resources.cpu), ("GPU", spec.resources.gpu)):
+        have = available.get(resource, 0.0)
+        if wanted > have:
+            ray.shutdown()
+            raise UserError(
+                f"resources.{resource.lower()}: each trial asks for {wanted:g} {resource}, but the "
+                f"Ray cluster has {have:g}; allowed: at most {have:g}."
+            )
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def run_study(
+    spec_path: Path,
+    *,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+) -> StudySummary:
+    """Validate and run a study from its spec file."""
+    from hcl_study.tracking import check_tracking_uri
+
+    spec = load_study_spec(spec_path)
+    location = locate(spec, tracking_uri=tracking_uri, storage=storage)
+    check_tracking_uri(location.tracking_uri)
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        check_local_data(spec)
+    connect_ray(address, spec)
+    Path(location.study_dir).mkdir(parents=True, exist_ok=True)
+    Path(location.study_dir, SPEC_FILE).write_text(Path(spec_path).read_text())
+    return _fit(spec, location, spec_path=spec_path, restore=False)
+
+
+def find_study(name_or_path: str) -> Path:
+    for candidate in (Path(name_or_path), Path(STUDIES_DIR) / name_or_path):
+        if (candidate / STUDY_FILE).exists():
+            return candidate.resolve()
+    raise UserError(
+        f"NAME_OR_PATH: no study found at {name_or_path!r} or {STUDIES_DIR}/{name_or_path}; give "
+        f"the study name or the folder holding {STUDY_FILE}."
+    )
+
+
+def resume_study(name_or_path: str, *, address: str | None = None) -> StudySummary:
+    """Finish an interrupted study (`Tuner.restore`), in the same MLflow parent run."""
+    from ray import tune
+
+    from hcl_study.tracking import check_tracking_uri
+
+    study_dir = find_study(name_or_path)
+    location = StudyLocation.load(study_dir)
+    spec = parse_study_spec(yaml.safe_load((study_dir / SPEC_FILE).read_text()))
+    check_tracking_uri(location.tracking_uri)
+    if not tune.Tuner.can_restore(location.experiment_path):
+        raise UserError(f"NAME_OR_PATH: {location.experiment_path} holds no restorable Tune experiment.")
+    connect_ray(address, spec)
+    return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=True)
+
+
+def _fit(spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: bool) -> StudySummary:
+    import ray
+    from ray import tune
+
+    from hcl_study.study.callbacks import TrialRunCloser
+    from hcl_study.study.search import build_scheduler, build_search_algorithm, num_samples, param_space
+    from hcl_study.trainable import TrialContext, hcl_trainable
+    from hcl_study.tracking import StudyRun
+
+    study_run = StudyRun.start_or_resume(
+        location.tracking_uri, spec.name, spec.model_dump(mode="json", by_alias=True), spec_path
+    )
+    location.experiment_id, location.parent_run_id = study_run.experiment_id, study_run.run_id
+    location.save()
+    context = TrialContext(
+        study_name=spec.name,
+        base=spec.base,
+        tracking_uri=location.tracking_uri,
+        experiment_id=study_run.experiment_id,
+        parent_run_id=study_run.run_id,
+        checkpoint_every=spec.checkpoint_every,
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(hcl_trainable, context=context),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    try:
+        if restore:
+            tuner = tune.Tuner.restore(
+                location.experiment_path, trainable, resume_unfinished=True, resume_errored=True
+            )
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space(spec),
+                tune_config=tune.TuneConfig(
+                    search_alg=build_search_algorithm(spec),
+                    scheduler=build_scheduler(spec),
+                    num_samples=num_samples(spec),
+                    reuse_actors=True,
+                    trial_dirname_creator=lambda trial: trial.trial_id,
+                ),
+                run_config=tune.RunConfig(
+                    name=spec.name,
+                    storage_path=location.storage_path,
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    callbacks=[TrialRunCloser(location.tracking_uri)],
+                    verbose=1,
+                ),
+            )
+        grid = tuner.fit()
+    except BaseException:
+        study_run.close_dangling_trials(status="KILLED")
+        raise
+    finally:
+        ray.shutdown()
+    study_run.close_dangling_trials(status="KILLED")
+    summary = summarize(spec, location, grid)
+    study_run.set_tags({f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()})
+    study_run.finish("FINISHED")
+    return summary
+
+
+def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySummary:
+    regimes: Counter[str] = Counter()
+    for result in grid:
+        regimes["failed" if result.error else (result.metrics or {}).get("regime", "unknown")] += 1
+    best = None
+    try:
+        best_result = grid.get_best_result(spec.objective.metric, spec.objective.mode, filter_nan_and_inf=True)
+        best = {
+            "metric": spec.objective.metric,
+            "value": best_result.metrics.get(spec.objective.metric),
+            "params": best_result.config,
+            "regime": best_result.metrics.get("regime"),
+            "mlflow_run_id": best_result.metrics.get("mlflow_run_id"),
+        }
+    except RuntimeError:
+        pass  # no trial reported a finite objective
+    return StudySummary(
+        name=spec.name,
+        tracking_uri=location.tracking_uri,
+        experiment_id=location.experiment_id,
+        parent_run_id=location.parent_run_id,
+        regimes=dict(regimes),
+        best=best,
+        num_trials=len(grid),
+    )

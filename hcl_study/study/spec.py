@@ -1,0 +1,243 @@
+"""Study specs (`search_spaces/*.yaml`): validated in full before anything starts."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hcl_study.config import (
+    TrainConfig,
+    flatten,
+    parse_train_config,
+    read_yaml_file,
+    with_overrides,
+)
+from hcl_study.errors import UserError, describe_validation_error
+from hcl_study.geometry import METRIC_KEYS
+
+TRAINING_METRICS = ("loss", "loss_hard", "loss_plain", "ncm_accuracy_test", "regime_code", "epoch_seconds")
+REPORTED_METRICS: tuple[str, ...] = tuple(dict.fromkeys((*TRAINING_METRICS, *METRIC_KEYS)))
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "grid")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpaceEntry(BaseModel):
+    """One searchable parameter: exactly one of the distributions.
+
+    `offset` (with `loguniform`, boundary search only) makes the axis log(x + offset),
+    so that it may start at 0 (e.g. hardness β ∈ [0, 50]).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    integer: tuple[int, int] | None = Field(None, alias="int")
+    choice: list[Any] | None = Field(None, min_length=1)
+    grid: list[Any] | None = Field(None, min_length=1)
+    offset: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SpaceEntry:
+        given = [name for name in DISTRIBUTIONS if self.values_of(name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one distribution out of {', '.join(DISTRIBUTIONS)} (got {given or 'none'})"
+            )
+        bounds = self.uniform or self.loguniform or self.integer
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"bounds must be [low, high] with low < high (got {list(bounds)})")
+        if self.loguniform is not None and self.loguniform[0] + self.offset <= 0:
+            raise ValueError("loguniform needs low + offset > 0 (use offset for a range from 0)")
+        if self.offset and self.loguniform is None:
+            raise ValueError("offset applies to loguniform only")
+        return self
+
+    def values_of(self, distribution: str) -> Any:
+        return getattr(self, "integer" if distribution == "int" else distribution)
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in DISTRIBUTIONS if self.values_of(name) is not None)
+
+    def extreme_values(self) -> list[Any]:
+        """Bounds or listed values: if these are valid, every sampled value is."""
+        return list(self.values_of(self.kind))
+
+
+class SearchConfig(_Strict):
+    algorithm: Literal["optuna", "random", "grid", "boundary"] = "optuna"
+    num_samples: int | None = Field(None, ge=1, description="trials; for grid, the grid size")
+    max_concurrent: int = Field(2, ge=1)
+    seed: int = 0
+    order_parameter: str | None = Field(None, description="boundary search: metric to threshold")
+    threshold: float | None = Field(None, description="boundary search: level of the boundary")
+    initial_design: int = Field(8, ge=2, description="boundary search: space-filling points")
+
+
+class SchedulerConfig(_Strict):
+    name: Literal["fifo", "asha"] = "fifo"
+    metric: str | None = None
+    mode: Literal["min", "max"] | None = None
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+
+
+class ObjectiveConfig(_Strict):
+    metric: str = "erank_means"
+    mode: Literal["min", "max"] = "max"
+
+
+class ResourcesConfig(_Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class StudySpec(_Strict):
+    """A hyperparameter study: a base training config, a space and how to search it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    base: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, SpaceEntry]
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    checkpoint_every: int = Field(5, ge=1, description="epochs between trial checkpoints")
+    max_failures: int = Field(2, ge=0, description="retries of a crashed trial")
+    tracking_uri: str | None = None
+    storage_path: str | None = None
+
+    @property
+    def base_config(self) -> TrainConfig:
+        return TrainConfig.model_validate(self.base)
+
+    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
+        """The training config of one trial: base with dotted-key params applied."""
+        return TrainConfig.model_validate(with_overrides(self.base, params))
+
+    def grid_size(self) -> int:
+        return math.prod(len(entry.grid or entry.choice or []) for entry in self.space.values())
+
+    @property
+    def num_trials(self) -> int:
+        if self.search.algorithm == "grid":
+            return self.grid_size()
+        return self.search.num_samples or 1
+
+
+def _check_metric(field: str, metric: str | None) -> None:
+    if metric is not None and metric not in REPORTED_METRICS:
+        raise UserError(
+            f"Invalid study spec: {field}: unknown metric {metric!r}; allowed: {', '.join(REPORTED_METRICS)}."
+        )
+
+
+def _check_rules(spec: StudySpec, source: str) -> None:
+    """Rules that need more than one field at a time."""
+    if not spec.space:
+        raise UserError(
+            f"Invalid {source}: space: the search space is empty; give at least one parameter, "
+            "e.g. loss.beta: {uniform: [0, 30]}."
+        )
+    algorithm = spec.search.algorithm
+    kinds = {path: entry.kind for path, entry in spec.space.items()}
+    if algorithm == "grid":
+        enumerable = [p for p, k in kinds.items() if k not in ("grid", "choice")]
+        if enumerable:
+            raise UserError(
+                f"Invalid {source}: space.{enumerable[0]}: search.algorithm 'grid' needs grid or "
+                f"choice values for every parameter (got {kinds[enumerable[0]]})."
+            )
+        size = spec.grid_size()
+        if spec.search.num_samples not in (None, size):
+            raise UserError(
+                f"Invalid {source}: search.num_samples: a grid study runs each of its {size} grid "
+                f"points once; leave num_samples out or set it to {size} "
+                f"(got {spec.search.num_samples})."
+            )
+    else:
+        grids = [p for p, k in kinds.items() if k == "grid"]
+        if grids:
+            raise UserError(
+                f"Invalid {source}: space.{grids[0]}: 'grid' values need search.algorithm: grid; "
+                f"use 'choice' with {algorithm}."
+            )
+    offsets = [p for p, e in spec.space.items() if e.offset]
+    if offsets and algorithm != "boundary":
+        raise UserError(
+            f"Invalid {source}: space.{offsets[0]}.offset: log axes with an offset are for "
+            "search.algorithm: boundary; use loguniform with low > 0 otherwise."
+        )
+    if algorithm == "boundary":
+        if spec.scheduler.name != "fifo":
+            raise UserError(
+                f"Invalid {source}: scheduler.name: boundary search needs full-length trials "
+                "(its order parameter is read at the last epoch), so only 'fifo' is allowed."
+            )
+        if spec.search.order_parameter is None or spec.search.threshold is None:
+            raise UserError(
+                f"Invalid {source}: search.order_parameter and search.threshold are required "
+                "with search.algorithm: boundary (e.g. erank_ratio and 0.9)."
+            )
+        _check_metric("search.order_parameter", spec.search.order_parameter)
+        continuous = [p for p, k in kinds.items() if k in ("uniform", "loguniform")]
+        if not continuous:
+            raise UserError(
+                f"Invalid {source}: space: boundary search needs at least one uniform or "
+                "loguniform axis."
+            )
+        if [p for p, k in kinds.items() if k == "int"]:
+            raise UserError(f"Invalid {source}: space: boundary search takes uniform, loguniform and choice axes.")
+    _check_metric("objective.metric", spec.objective.metric)
+    if spec.scheduler.name == "asha":
+        _check_metric("scheduler.metric", spec.scheduler.metric or spec.objective.metric)
+
+
+def _check_trial_configs(spec: StudySpec, source: str) -> None:
+    """The base config and every extreme of the space must be valid training configs."""
+    base_keys = set(flatten(spec.base_config.model_dump()))
+    base_keys |= {"model.feature_dim"}
+    for path in spec.space:
+        if path not in base_keys:
+            raise UserError(
+                f"Invalid {source}: space.{path}: not a training-config field; searchable "
+                f"fields are {', '.join(sorted(base_keys))}."
+            )
+    for path, entry in spec.space.items():
+        for value in entry.extreme_values():
+            try:
+                spec.trial_config({path: value})
+            except ValidationError as error:
+                detail = describe_validation_error(error, source="trial config")
+                raise UserError(f"Invalid {source}: space.{path} allows {value!r}. {detail}") from None
+
+
+def parse_study_spec(raw: dict[str, Any], *, source: str = "study spec") -> StudySpec:
+    """Validate a raw mapping into a `StudySpec`; any problem is a `UserError`."""
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(describe_validation_error(error, source=source)) from None
+    parse_train_config(spec.base, source=f"{source}: base")
+    _check_rules(spec, source)
+    _check_trial_configs(spec, source)
+    return spec
+
+
+def load_study_spec(path: str | Path) -> StudySpec:
+    return parse_study_spec(read_yaml_file(path), source=f"study spec {path}")
+
+
+def space_combinations(spec: StudySpec) -> list[dict[str, Any]]:
+    """Every point of a grid study, in a fixed order."""
+    paths = list(spec.space)
+    values = [spec.space[p].grid or spec.space[p].choice or [] for p in paths]
+    return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*values)]

@@ -1,0 +1,121 @@
+"""The Ray Tune function trainable: adapts the training loop to Tune and MLflow.
+
+Per epoch it logs the metrics to the trial's MLflow child run, then reports them to Tune
+(with a checkpoint every `checkpoint_every` epochs and at the end). A retried or
+restored trial resumes from `tune.get_checkpoint()` and continues the same MLflow run.
+Only the `ray.tune.*` API is used (Ray >= 2.51).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import tune
+
+from hcl_study.config import TrainConfig, flatten, with_overrides
+from hcl_study.faults import inject_fault
+from hcl_study.tracking import TrialRun
+from hcl_study.train import EpochResult, Trainer
+
+HISTORY_FILE = "history.npz"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a study shares (passed with `tune.with_parameters`)."""
+
+    study_name: str
+    base: dict[str, Any]
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    checkpoint_every: int
+
+    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
+        return TrainConfig.model_validate(with_overrides(self.base, params))
+
+
+def tune_metrics(result: EpochResult, total_epochs: int, mlflow_run_id: str) -> dict[str, Any]:
+    """What Tune sees each epoch: every scalar (NaN when diverged), the regime and ids."""
+    return {
+        **result.metrics,
+        "epoch": result.epoch,
+        "total_epochs": total_epochs,
+        "regime": result.regime,
+        "diverged": result.diverged,
+        "mlflow_run_id": mlflow_run_id,
+    }
+
+
+def mlflow_metrics(result: EpochResult) -> dict[str, float]:
+    return {key: float(value) for key, value in result.metrics.items()}
+
+
+class _History:
+    """Per-epoch class means and spectra, carried in checkpoints for the final artifacts."""
+
+    def __init__(self) -> None:
+        self.class_means: list[np.ndarray] = []
+        self.spectra: list[np.ndarray] = []
+
+    def append(self, result: EpochResult) -> None:
+        self.class_means.append(result.class_means.astype(np.float32))
+        self.spectra.append(result.spectrum.astype(np.float64))
+
+    def save(self, directory: Path) -> None:
+        np.savez(directory / HISTORY_FILE, class_means=np.stack(self.class_means), spectra=np.stack(self.spectra))
+
+    def load(self, directory: Path, epochs: int) -> None:
+        path = directory / HISTORY_FILE
+        if path.exists():
+            with np.load(path) as arrays:
+                self.class_means = list(arrays["class_means"][:epochs])
+                self.spectra = list(arrays["spectra"][:epochs])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.stack(self.class_means), np.stack(self.spectra)
+
+
+def hcl_trainable(params: dict[str, Any], context: TrialContext) -> None:
+    """Train one trial of a study; `params` are the searched values (dotted keys)."""
+    config = context.trial_config(params)
+    trial_id = tune.get_context().get_trial_id()
+    trainer = Trainer(config)
+    history = _History()
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            trainer.restore(directory)
+            history.load(Path(directory), trainer.epoch)
+    run = TrialRun.open(
+        context.tracking_uri,
+        experiment_id=context.experiment_id,
+        parent_run_id=context.parent_run_id,
+        trial_id=trial_id,
+        params=flatten(config.model_dump(mode="json")),
+        study_name=context.study_name,
+    )
+    while trainer.epoch < config.epochs:
+        inject_fault(trial_id, trainer.epoch)
+        result = trainer.run_epoch()
+        history.append(result)
+        run.log_epoch(result.epoch, mlflow_metrics(result))
+        last = trainer.epoch >= config.epochs or result.diverged
+        if last:
+            class_means, spectra = history.arrays()
+            run.log_final_artifacts(class_means, spectra)
+            run.finish(status="diverged" if result.diverged else "finished", regime=result.regime)
+        metrics = tune_metrics(result, config.epochs, run.run_id)
+        if last or trainer.epoch % context.checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as directory:
+                trainer.save(directory)
+                history.save(Path(directory))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        else:
+            tune.report(metrics)
+        if result.diverged:
+            return

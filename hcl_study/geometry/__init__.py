@@ -1,0 +1,16 @@
+"""Representation geometry: streaming NC/DC metrics, NCM accuracy and regime classification."""
+
+from hcl_study.geometry.accumulator import GeometryAccumulator, compute_geometry
+from hcl_study.geometry.metrics import METRIC_KEYS
+from hcl_study.geometry.ncm import ncm_accuracy
+from hcl_study.geometry.regime import REGIME_CODES, Regime, classify_regime
+
+__all__ = [
+    "METRIC_KEYS",
+    "REGIME_CODES",
+    "GeometryAccumulator",
+    "Regime",
+    "classify_regime",
+    "compute_geometry",
+    "ncm_accuracy",
+]

@@ -192,12 +192,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def parse_train_config(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
-    """Validate a raw mapping; a bad field is a `UserError` naming it."""
+def parse_train_config(
+    raw: dict[str, Any], *, source: str = "config", prefix: str = ""
+) -> TrainConfig:
+    """Validate a raw mapping; a bad field is a `UserError` naming it (after `prefix`)."""
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as error:
-        raise UserError(describe_validation_error(error, source=source)) from None
+        raise UserError(describe_validation_error(error, source=source, prefix=prefix)) from None
 
 
 def read_yaml_file(path: str | Path) -> dict[str, Any]:

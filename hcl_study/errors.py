@@ -28,11 +28,16 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def describe_validation_error(error: ValidationError, *, source: str = "config") -> str:
-    """One paragraph naming each bad field, what was given and what is allowed."""
+def describe_validation_error(
+    error: ValidationError, *, source: str = "config", prefix: str = ""
+) -> str:
+    """One paragraph naming each bad field, what was given and what is allowed.
+
+    `prefix` is prepended to field paths, e.g. `base.` for a study's training config.
+    """
     problems = []
     for item in error.errors():
-        path = _field_path(item["loc"])
+        path = prefix + _field_path(item["loc"])
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see the documented fields)"

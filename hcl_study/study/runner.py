@@ -143,8 +143,15 @@ def run_study(
     """Validate and run a study from its spec file."""
     from hcl_study.tracking import check_tracking_uri
 
+    from ray import tune
+
     spec = load_study_spec(spec_path)
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
+    existing = Path(location.study_dir, STUDY_FILE)
+    if existing.exists() and tune.Tuner.can_restore(StudyLocation.load(existing.parent).experiment_path):
+        # Running a spec again continues (or, when complete, re-reports) the same study.
+        _require_same_spec(existing.parent, spec)
+        return resume_study(location.study_dir, address=address)
     check_tracking_uri(location.tracking_uri)
     if not (address or os.environ.get("RAY_ADDRESS")):
         check_local_data(spec)
@@ -152,6 +159,15 @@ def run_study(
     Path(location.study_dir).mkdir(parents=True, exist_ok=True)
     Path(location.study_dir, SPEC_FILE).write_text(Path(spec_path).read_text())
     return _fit(spec, location, spec_path=spec_path, restore=False)
+
+
+def _require_same_spec(study_dir: Path, spec: StudySpec) -> None:
+    stored = parse_study_spec(yaml.safe_load((study_dir / SPEC_FILE).read_text()))
+    if stored != spec:
+        raise UserError(
+            f"name: a study named {spec.name!r} already exists in {study_dir} with a different "
+            "spec; give the new spec another name, or remove that folder to start over."
+        )
 
 
 def find_study(name_or_path: str) -> Path:
@@ -189,8 +205,14 @@ def _fit(spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: 
     from hcl_study.trainable import TrialContext, hcl_trainable
     from hcl_study.tracking import StudyRun
 
+    local_store = location.tracking_uri.startswith("sqlite:")
     study_run = StudyRun.start_or_resume(
-        location.tracking_uri, spec.name, spec.model_dump(mode="json", by_alias=True), spec_path
+        location.tracking_uri,
+        spec.name,
+        spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        spec_path,
+        # A SQLite store keeps its artifacts beside it, not in ./mlruns of the working dir.
+        artifact_location=Path(location.study_dir, "artifacts").as_uri() if local_store else None,
     )
     location.experiment_id, location.parent_run_id = study_run.experiment_id, study_run.run_id
     location.save()

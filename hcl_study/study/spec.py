@@ -216,7 +216,7 @@ def _check_trial_configs(spec: StudySpec, source: str) -> None:
             try:
                 spec.trial_config({path: value})
             except ValidationError as error:
-                detail = describe_validation_error(error, source="trial config")
+                detail = describe_validation_error(error, source="trial config", prefix="base.")
                 raise UserError(f"Invalid {source}: space.{path} allows {value!r}. {detail}") from None
 
 
@@ -226,7 +226,7 @@ def parse_study_spec(raw: dict[str, Any], *, source: str = "study spec") -> Stud
         spec = StudySpec.model_validate(raw)
     except ValidationError as error:
         raise UserError(describe_validation_error(error, source=source)) from None
-    parse_train_config(spec.base, source=f"{source}: base")
+    parse_train_config(spec.base, source=source, prefix="base.")
     _check_rules(spec, source)
     _check_trial_configs(spec, source)
     return spec

@@ -1,0 +1,143 @@
+"""Study-spec validation: one test per rule, each naming the field it rejects."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hcl_study.errors import UserError
+from hcl_study.study.search import build_scheduler, num_samples, param_space
+from hcl_study.study.spec import load_study_spec, parse_study_spec, space_combinations
+
+SEARCH_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+@pytest.fixture
+def smoke() -> dict[str, Any]:
+    return yaml.safe_load((SEARCH_SPACES / "smoke.yaml").read_text())
+
+
+def _with(raw: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Apply changes keyed by `__`-separated paths (dots stay inside space keys)."""
+    changed = deepcopy(raw)
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = changed
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return changed
+
+
+@pytest.mark.parametrize("path", sorted(SEARCH_SPACES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_specs_are_valid(path: Path) -> None:
+    spec = load_study_spec(path)
+    assert spec.name and spec.num_trials >= 1
+
+
+def test_smoke_spec_maps_to_tune(smoke: dict[str, Any]) -> None:
+    spec = parse_study_spec(smoke)
+    space = param_space(spec)
+    assert set(space) == {"loss.beta", "optimizer.lr", "loss.tau", "normalization"}
+    assert space["loss.beta"].lower == 0.0 and space["loss.beta"].upper == 30.0
+    assert space["normalization"].categories == ["none", "ball", "sphere"]
+    assert num_samples(spec) == 4
+    trial = spec.trial_config({"loss.beta": 12.5, "normalization": "ball"})
+    assert trial.loss.beta == 12.5 and trial.normalization == "ball"
+    assert trial.loss.tau == 1.0  # untouched base value
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "allowed"),
+    [
+        ({"name": "has space"}, "name", "pattern"),
+        ({"base__loss__tau": 0}, "base.loss.tau", "greater than 0"),
+        ({"base__loss__beta": -1}, "base.loss.beta", "greater than or equal to 0"),
+        ({"base__optimizer__lr": 0}, "base.optimizer.lr", "greater than 0"),
+        ({"base__epochs": 0}, "base.epochs", "greater than or equal to 1"),
+        ({"base__normalization": "cube"}, "base.normalization", "'none', 'ball' or 'sphere'"),
+        ({"base__loss__name": "triplet"}, "base.loss.name", "'scl' or 'ucl'"),
+        ({"base__model__feature_dim": 0}, "base.model.feature_dim", "greater than or equal to 1"),
+        ({"base__lossy": 1}, "base.lossy", "unknown key"),
+        ({"search__num_samples": 0}, "search.num_samples", "greater than or equal to 1"),
+        ({"search__algorithm": "bayes"}, "search.algorithm", "'optuna', 'random', 'grid' or 'boundary'"),
+        ({"search__max_concurrent": "two"}, "search.max_concurrent", "valid integer"),
+        ({"space__loss.beta": {"uniform": [-5.0, 3.0]}}, "space.loss.beta", "greater than or equal to 0"),
+        ({"space__loss.tau": {"uniform": [1.0, 0.5]}}, "space.loss.tau", "low < high"),
+        ({"space__optimizer.lr": {"loguniform": [0.0, 0.1]}}, "space.optimizer.lr", "low + offset > 0"),
+        ({"space__loss.tau": {"choice": [0.5], "uniform": [0.1, 1]}}, "space.loss.tau", "exactly one"),
+        ({"space__loss.temperature": {"choice": [0.5]}}, "space.loss.temperature", "not a training-config field"),
+        ({"space__normalization": {"choice": ["none", "cube"]}}, "space.normalization", "'none', 'ball' or 'sphere'"),
+        ({"objective__metric": "accuracy"}, "objective.metric", "erank_means"),
+        ({"scheduler__name": "hyperband"}, "scheduler.name", "'fifo' or 'asha'"),
+        ({"resources__gpu": -1}, "resources.gpu", "greater than or equal to 0"),
+    ],
+)
+def test_invalid_specs_name_the_field(
+    smoke: dict[str, Any], changes: dict[str, Any], field: str, allowed: str
+) -> None:
+    with pytest.raises(UserError) as raised:
+        parse_study_spec(_with(smoke, **changes))
+    message = str(raised.value)
+    assert field in message and allowed in message
+
+
+def test_empty_space_is_refused(smoke: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match="space: the search space is empty"):
+        parse_study_spec(_with(smoke, space={}))
+
+
+def test_grid_study_runs_each_point_once(smoke: dict[str, Any]) -> None:
+    raw = _with(
+        smoke,
+        space={"loss.beta": {"grid": [0, 5, 30]}, "normalization": {"choice": ["ball", "sphere"]}},
+        search={"algorithm": "grid"},
+    )
+    spec = parse_study_spec(raw)
+    assert spec.num_trials == 6 and num_samples(spec) == 1
+    assert len(space_combinations(spec)) == 6
+    with pytest.raises(UserError, match=r"search.num_samples: a grid study runs each of its 6"):
+        parse_study_spec(_with(raw, search={"algorithm": "grid", "num_samples": 4}))
+
+
+def test_grid_needs_enumerable_values(smoke: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match=r"space.loss.beta: search.algorithm 'grid' needs grid or choice"):
+        parse_study_spec(_with(smoke, search={"algorithm": "grid"}))
+
+
+def test_grid_values_need_grid_algorithm(smoke: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match=r"space.loss.beta: 'grid' values need search.algorithm: grid"):
+        parse_study_spec(_with(smoke, **{"space__loss.beta": {"grid": [0, 5]}}))
+
+
+def test_boundary_search_refuses_asha(smoke: dict[str, Any]) -> None:
+    raw = _with(
+        smoke,
+        search={"algorithm": "boundary", "num_samples": 8, "order_parameter": "erank_ratio", "threshold": 0.9},
+        scheduler={"name": "asha"},
+    )
+    with pytest.raises(UserError, match="scheduler.name: boundary search needs full-length trials"):
+        parse_study_spec(raw)
+
+
+def test_boundary_search_needs_order_parameter(smoke: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match="search.order_parameter and search.threshold are required"):
+        parse_study_spec(_with(smoke, search={"algorithm": "boundary", "num_samples": 8}))
+
+
+def test_offset_only_with_boundary_search(smoke: dict[str, Any]) -> None:
+    raw = _with(smoke, **{"space__loss.beta": {"loguniform": [0, 50], "offset": 1}})
+    with pytest.raises(UserError, match=r"space.loss.beta.offset"):
+        parse_study_spec(raw)
+
+
+def test_asha_scheduler_uses_named_metric(smoke: dict[str, Any]) -> None:
+    raw = _with(smoke, scheduler={"name": "asha", "metric": "etf_distance", "mode": "min", "grace_period": 2})
+    scheduler = build_scheduler(parse_study_spec(raw))
+    assert scheduler.metric == "etf_distance" and scheduler._max_t == 3
+    with pytest.raises(UserError, match="scheduler.metric: unknown metric 'nope'"):
+        parse_study_spec(_with(raw, scheduler={"name": "asha", "metric": "nope", "mode": "min"}))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 from ray import tune
 
 from hcl_study.config import TrainConfig, flatten, with_overrides
@@ -22,6 +23,7 @@ from hcl_study.tracking import TrialRun
 from hcl_study.train import EpochResult, Trainer
 
 HISTORY_FILE = "history.npz"
+PROGRESS_COLUMNS = ("erank_means", "etf_distance", "loss")
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,20 @@ class TrialContext:
 
 
 def tune_metrics(result: EpochResult, total_epochs: int, mlflow_run_id: str) -> dict[str, Any]:
-    """What Tune sees each epoch: every scalar (NaN when diverged), the regime and ids."""
+    """What Tune sees each epoch: every scalar (NaN when diverged), the regime and ids.
+
+    The first four keys are the columns of Tune's progress table.
+    """
+    headline = {key: result.metrics[key] for key in PROGRESS_COLUMNS if key in result.metrics}
     return {
+        "regime": result.regime,
+        **headline,
         **result.metrics,
         "epoch": result.epoch,
         "total_epochs": total_epochs,
-        "regime": result.regime,
         "diverged": result.diverged,
         "mlflow_run_id": mlflow_run_id,
+        "node_id": ray.get_runtime_context().get_node_id(),
     }
 
 
@@ -111,6 +119,8 @@ def hcl_trainable(params: dict[str, Any], context: TrialContext) -> None:
             run.finish(status="diverged" if result.diverged else "finished", regime=result.regime)
         metrics = tune_metrics(result, config.epochs, run.run_id)
         if last or trainer.epoch % context.checkpoint_every == 0:
+            # A retry resumes after the checkpoint, so what it covers must be in MLflow.
+            run.flush()
             with tempfile.TemporaryDirectory() as directory:
                 trainer.save(directory)
                 history.save(Path(directory))

@@ -13,6 +13,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
+from mlflow_server import mlflow_server, mlflow_server_factory  # noqa: F401,E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -7,16 +7,25 @@ Holds only strings, so it pickles with the experiment state for `Tuner.restore`.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ray.tune import Callback
 
+logger = logging.getLogger(__name__)
+
 
 class TrialRunCloser(Callback):
-    """Close a trial's child run when Tune completes or fails the trial."""
+    """Close a trial's child run when Tune completes or fails the trial.
 
-    def __init__(self, tracking_uri: str) -> None:
+    Runs the trainable closed itself keep its account (finished, diverged).
+    """
+
+    def __init__(self, tracking_uri: str, study_name: str, experiment_id: str, parent_run_id: str) -> None:
         self.tracking_uri = tracking_uri
+        self.study_name = study_name
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
@@ -26,20 +35,20 @@ class TrialRunCloser(Callback):
             status = "finished"
         else:
             status = "stopped"  # early-stopped by the scheduler
-        self._close(trial, "FINISHED", status)
+        self._close(trial, status)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._close(trial, "FAILED", "failed")
+        self._close(trial, "failed")
 
-    def _close(self, trial: Any, run_status: str, hcl_status: str) -> None:
-        from hcl_study.tracking import close_trial_run
+    def _close(self, trial: Any, status: str) -> None:
+        from hcl_study.tracking import StudyRun
 
         result = trial.last_result or {}
-        close_trial_run(
-            self.tracking_uri,
-            run_id=result.get("mlflow_run_id"),
-            trial_id=trial.trial_id,
-            run_status=run_status,
-            hcl_status=hcl_status,
-            regime=result.get("regime"),
-        )
+        study_run = StudyRun(self.tracking_uri, self.study_name, self.experiment_id, self.parent_run_id)
+        try:
+            study_run.close_trial(
+                trial.trial_id, status, result.get("regime"), run_id=result.get("mlflow_run_id")
+            )
+        except Exception:  # noqa: BLE001 - a tracking outage must not end the study
+            # The study's end sweeps every run still RUNNING (close_dangling_trials).
+            logger.exception("could not close the MLflow run of trial %s", trial.trial_id)

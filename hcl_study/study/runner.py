@@ -249,7 +249,11 @@ def _fit(spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: 
                     storage_path=location.storage_path,
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                    callbacks=[TrialRunCloser(location.tracking_uri)],
+                    callbacks=[
+                        TrialRunCloser(
+                            location.tracking_uri, spec.name, study_run.experiment_id, study_run.run_id
+                        )
+                    ],
                     verbose=1,
                 ),
             )

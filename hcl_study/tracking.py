@@ -1,0 +1,831 @@
+"""Everything the project writes to and reads from MLflow.
+
+Layout (the contract the trainable and the analysis rely on):
+
+* One experiment per study, named by the study.
+* A parent run per study (run name = study name; tags `hcl.role=study`, `hcl.study`,
+  version tags; params = the flattened spec; artifact `spec.yaml`). A resumed study reopens it.
+* A child run per trial (tag `mlflow.parentRunId`; tags `hcl.role=trial`, `hcl.trial_id`,
+  `hcl.study`, `hcl.status`, at the end `hcl.regime`; params = the flattened trial config;
+  per-epoch metrics with `step = epoch`; artifacts `class_means.npy`, `spectrum.npy`,
+  `spectrum.png`). A retried trial reopens its run (found by `hcl.trial_id`) and skips epochs
+  already logged.
+
+Only `MlflowClient` with explicit run ids is used (no global active run). Metrics that cannot
+be sent are buffered and re-sent in step order; resending is idempotent because the buffered
+metrics keep their timestamps and the store drops exact duplicates. NaN metrics are stored as
+NaN; MLflow stores +/-inf as +/-1.8e308.
+
+During our calls, MLflow's HTTP retry settings default to fail-fast values (one retry, 15 s
+socket timeout) instead of MLflow's minutes-long backoff; the environment variables
+MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR and
+MLFLOW_HTTP_REQUEST_TIMEOUT, when set, take precedence. Our own retries run until a deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+import sqlalchemy
+import yaml
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.exceptions import MlflowException
+
+from hcl_study.config import flatten
+from hcl_study.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+# `hcl.status` of a closed trial; an open one is tagged `running`.
+TrialStatus = Literal["finished", "diverged", "failed", "killed", "stopped"]
+Regime = Literal["NC", "DC", "partial", "diverged"]
+RunEndStatus = Literal["FINISHED", "FAILED", "KILLED"]
+
+REGIMES: tuple[str, ...] = ("NC", "DC", "partial", "diverged")
+RUN_END_STATUSES: tuple[str, ...] = ("FINISHED", "FAILED", "KILLED")
+# hcl.status of a closed trial -> MLflow run status. Early-stopped (ASHA) and diverged trials
+# ended as designed, so their runs are FINISHED (as Ray's own MLflow callback does).
+MLFLOW_STATUS_OF_TRIAL: dict[str, str] = {
+    "finished": "FINISHED",
+    "diverged": "FINISHED",
+    "stopped": "FINISHED",
+    "failed": "FAILED",
+    "killed": "KILLED",
+}
+
+MAX_PARAM_VALUE_LENGTH = 6000
+PARAMS_PER_REQUEST = 100
+DEFAULT_CALL_TIMEOUT_S = 120.0
+_FAIL_FAST_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+_ALLOWED_URIS = (
+    "http(s)://host:port of a running `mlflow server`, sqlite:////absolute/path/mlflow.db, "
+    "postgresql+psycopg2://user:password@host:port/database, or a local folder path "
+    "(file:///abs/dir)"
+)
+_http_settings_lock = threading.RLock()
+_Result = TypeVar("_Result")
+
+
+class TrackingError(RuntimeError):
+    """MLflow could not record something (server down past the deadline, or a refused call)."""
+
+
+@contextmanager
+def _fail_fast_http() -> Iterator[None]:
+    """Apply `_FAIL_FAST_HTTP` for the duration of one of our MLflow calls.
+
+    Variables the user set are left alone; the lock keeps concurrent calls from restoring the
+    environment under each other.
+    """
+    with _http_settings_lock:
+        added = [name for name in _FAIL_FAST_HTTP if name not in os.environ]
+        for name in added:
+            os.environ[name] = _FAIL_FAST_HTTP[name]
+        try:
+            yield
+        finally:
+            for name in added:
+                os.environ.pop(name, None)
+
+
+def _is_transient(error: Exception) -> bool:
+    """Connection failures and server-side (5xx) errors may pass; refusals (4xx) will not."""
+    if isinstance(error, MlflowException):
+        return error.get_http_status_code() >= 500
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return error.response.status_code >= 500
+    return True
+
+
+def _call(action: Callable[[], _Result], what: str, timeout_s: float) -> _Result:
+    """Run one MLflow call, retrying transient failures until `timeout_s` has passed.
+
+    Raises:
+        TrackingError: A refused call, or transient failures up to the deadline.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause_s = 0.5
+    while True:
+        try:
+            with _fail_fast_http():
+                return action()
+        except (MlflowException, requests.RequestException) as error:
+            if not _is_transient(error):
+                raise TrackingError(f"MLflow refused to {what}: {error}") from error
+            if time.monotonic() + pause_s > deadline:
+                raise TrackingError(
+                    f"Could not {what} within {timeout_s:.0f} s (tracking server unreachable?): "
+                    f"{error}"
+                ) from error
+            logger.warning("MLflow call failed (%s), retrying: %s", what, error)
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 5.0)
+
+
+def _param_value(value: Any) -> str:
+    return str(value)[:MAX_PARAM_VALUE_LENGTH]
+
+
+def _log_params(
+    client: MlflowClient,
+    run_id: str,
+    params: dict[str, Any],
+    existing: dict[str, str],
+    timeout_s: float,
+) -> list[str]:
+    """Log the flattened `params` not yet in `existing`, in batches.
+
+    Returns:
+        The keys whose new value differs from the one already logged (left unchanged).
+    """
+    flat = {key: _param_value(value) for key, value in flatten(params).items()}
+    conflicts = [key for key, value in flat.items() if key in existing and existing[key] != value]
+    new = [Param(key, value) for key, value in flat.items() if key not in existing]
+    for start in range(0, len(new), PARAMS_PER_REQUEST):
+        batch = new[start : start + PARAMS_PER_REQUEST]
+        _call(partial(client.log_batch, run_id, params=batch), "log params", timeout_s)
+    return conflicts
+
+
+def _search_all_runs(
+    client: MlflowClient, experiment_id: str, filter_string: str, timeout_s: float
+) -> list[Run]:
+    runs: list[Run] = []
+    page_token: str | None = None
+    while True:
+        page = _call(
+            partial(
+                client.search_runs,
+                [experiment_id],
+                filter_string=filter_string,
+                order_by=["attributes.start_time ASC"],
+                page_token=page_token,
+            ),
+            "search runs",
+            timeout_s,
+        )
+        runs.extend(page)
+        page_token = page.token
+        if not page_token:
+            return runs
+
+
+def _quoted(value: str) -> str:
+    """`value` as a filter-string literal (MLflow filters cannot escape quotes)."""
+    if "'" in value:
+        raise ValueError(f"quote characters are not allowed here: {value!r}")
+    return f"'{value}'"
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _git_commit() -> str | None:
+    """HEAD of the repository the hcl_study sources are tracked in; None when not in one."""
+    source_dir = Path(__file__).resolve().parent
+    try:
+        subprocess.run(
+            ["git", "ls-files", "--error-unmatch", "__init__.py"],
+            cwd=source_dir, capture_output=True, check=True, timeout=10,
+        )  # fmt: skip
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=source_dir, capture_output=True, check=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() or None
+
+
+def environment_tags() -> dict[str, str]:
+    """Version tags of the parent run (`hcl.git_commit` only when the sources are in git)."""
+    tags = {
+        "hcl.version": _package_version("hcl-study"),
+        "hcl.ray_version": _package_version("ray"),
+        "hcl.torch_version": _package_version("torch"),
+        "hcl.mlflow_version": _package_version("mlflow"),
+        "hcl.python_version": platform.python_version(),
+    }
+    commit = _git_commit()
+    if commit:
+        tags["hcl.git_commit"] = commit
+    return tags
+
+
+def default_tracking_uri(study_dir: Path) -> str:
+    """`sqlite:////abs/study_dir/mlflow.db`, the store used when no tracking_uri is given."""
+    return f"sqlite:///{(study_dir.resolve() / 'mlflow.db').as_posix()}"
+
+
+def _redacted(uri: str) -> str:
+    """`uri` with any password replaced by `***`."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def _unusable(uri: str, reason: str) -> UserError:
+    return UserError(
+        f"tracking_uri {_redacted(uri)!r} cannot be used: {reason}. Allowed values are "
+        f"{_ALLOWED_URIS}; change tracking_uri or start the server it names."
+    )
+
+
+def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail early, with a user-facing message, when `uri` cannot hold the study's runs.
+
+    HTTP(S) servers must answer `/health`; PostgreSQL must accept a connection; for SQLite the
+    database's folder is created. Plain paths and file:// URIs are accepted as they are.
+
+    Raises:
+        UserError: Unsupported scheme, or a server that does not answer within `timeout_s`.
+    """
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as reply:
+                status = reply.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError as error:  # URLError, timeouts, resets
+            reason = getattr(error, "reason", error)
+            raise _unusable(uri, f"no MLflow server answers there ({reason})") from error
+        if status != 200:
+            raise _unusable(uri, f"the server answered /health with HTTP {status}")
+    elif scheme == "sqlite":
+        database = uri.removeprefix("sqlite:///")
+        if not database or database.startswith(":memory:") or database == uri:
+            raise _unusable(uri, "an SQLite store needs a database file")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    elif scheme.startswith("postgresql"):
+        _check_postgres(uri, timeout_s)
+    elif scheme not in ("", "file"):
+        raise _unusable(uri, f"the scheme {scheme!r} is not supported")
+
+
+def _check_postgres(uri: str, timeout_s: float) -> None:
+    try:
+        engine = sqlalchemy.create_engine(
+            uri, connect_args={"connect_timeout": max(1, int(timeout_s))}
+        )
+    except ImportError as error:
+        raise _unusable(
+            uri, f"its database driver is not installed ({error}); write postgresql+psycopg2://"
+        ) from error
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise _unusable(uri, f"PostgreSQL does not accept a connection ({reason})") from error
+    finally:
+        engine.dispose()
+
+
+def _terminal_status(status: str) -> str:
+    """`status` lower-cased, checked to be a terminal `hcl.status`."""
+    status = status.lower()
+    if status not in MLFLOW_STATUS_OF_TRIAL:
+        raise ValueError(
+            f"trial status must be one of {tuple(MLFLOW_STATUS_OF_TRIAL)}, got {status!r}"
+        )
+    return status
+
+
+def _check_regime(regime: str | None) -> None:
+    if regime is not None and regime not in REGIMES:
+        raise ValueError(f"regime must be one of {REGIMES} or None, got {regime!r}")
+
+
+def _set_tags(client: MlflowClient, run_id: str, tags: dict[str, Any], timeout_s: float) -> None:
+    batch = [RunTag(key, str(value)) for key, value in tags.items()]
+    _call(partial(client.log_batch, run_id, tags=batch), "set tags", timeout_s)
+
+
+def _close_trial_run(
+    client: MlflowClient, run_id: str, status: str, regime: str | None, timeout_s: float
+) -> None:
+    """Set `hcl.status` (and `hcl.regime`) and the matching terminal MLflow status."""
+    tags = {"hcl.status": status} | ({"hcl.regime": regime} if regime else {})
+    _set_tags(client, run_id, tags, timeout_s)
+    terminate = partial(client.set_terminated, run_id, MLFLOW_STATUS_OF_TRIAL[status])
+    _call(terminate, "close a trial run", timeout_s)
+
+
+def _study_filter(study_name: str) -> str:
+    return f"tags.`hcl.role` = 'study' and tags.`hcl.study` = {_quoted(study_name)}"
+
+
+def _experiment_id(
+    client: MlflowClient, name: str, artifact_location: str | None, timeout_s: float
+) -> str:
+    """The id of the active experiment `name`, created when missing."""
+    find = partial(client.get_experiment_by_name, name)
+    experiment = _call(find, "find the experiment", timeout_s)
+    if experiment is None:
+        create = partial(client.create_experiment, name, artifact_location=artifact_location)
+        try:
+            return _call(create, "create the experiment", timeout_s)
+        except TrackingError:  # created meanwhile by another process
+            experiment = _call(find, "find the experiment", timeout_s)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage != "active":
+        raise UserError(
+            f"The MLflow experiment {name!r} was deleted. Restore it (mlflow experiments restore "
+            f"--experiment-id {experiment.experiment_id}) or choose another study name."
+        )
+    return experiment.experiment_id
+
+
+class StudyRun:
+    """The driver's handle on a study's experiment and parent run.
+
+    Attributes:
+        tracking_uri: Where the runs live.
+        study_name: Experiment name and parent run name.
+        experiment_id: The study's experiment.
+        run_id: The parent run.
+        resumed: True when the parent run existed before (a resumed study).
+        call_timeout_s: How long each call retries while the server is unreachable.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        study_name: str,
+        experiment_id: str,
+        run_id: str,
+        resumed: bool = True,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    ) -> None:
+        self._client = MlflowClient(tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.study_name = study_name
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+        self.resumed = resumed
+        self.call_timeout_s = call_timeout_s
+
+    @classmethod
+    def start_or_resume(
+        cls,
+        tracking_uri: str,
+        study_name: str,
+        spec: dict[str, Any],
+        spec_path: Path | None = None,
+        artifact_location: str | None = None,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    ) -> StudyRun:
+        """Create the study's experiment and parent run, or reopen them (status RUNNING).
+
+        The version tags are (re)set, so they describe the latest start of the study.
+
+        Args:
+            tracking_uri: MLflow tracking URI (check it first with `check_tracking_uri`).
+            study_name: Experiment and parent run name.
+            spec: The study spec, logged as flattened params.
+            spec_path: The spec file, logged as `spec.yaml`; `spec` dumped as YAML when None.
+            artifact_location: Artifact root of a new experiment; MLflow's default when None
+                (for SQLite and file stores that is `./mlruns` in the working directory).
+            call_timeout_s: How long each call retries while the server is unreachable.
+
+        Raises:
+            UserError: The experiment was deleted, or a resumed study's spec changed.
+            TrackingError: MLflow could not be reached or refused a call.
+        """
+        client = MlflowClient(tracking_uri)
+        experiment_id = _experiment_id(client, study_name, artifact_location, call_timeout_s)
+        found = _search_all_runs(client, experiment_id, _study_filter(study_name), call_timeout_s)
+        tags = {"hcl.role": "study", "hcl.study": study_name, **environment_tags()}
+        if found:
+            run = found[0]
+            reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
+            _call(reopen, "reopen the study run", call_timeout_s)
+        else:
+            create = partial(client.create_run, experiment_id, run_name=study_name, tags=tags)
+            run = _call(create, "create the study run", call_timeout_s)
+        run_id = run.info.run_id
+        conflicts = _log_params(client, run_id, spec, run.data.params, call_timeout_s)
+        if conflicts:
+            raise UserError(
+                f"Study {study_name!r} already exists in MLflow with a different spec "
+                f"({', '.join(conflicts[:10])} changed). Resume it with its original spec, or "
+                "give the new spec another study name."
+            )
+        _set_tags(client, run_id, tags, call_timeout_s)
+        if spec_path is None:
+            spec_text = yaml.safe_dump(spec, sort_keys=False)
+        else:
+            spec_text = Path(spec_path).read_text(encoding="utf-8")
+        _call(
+            partial(client.log_text, run_id, spec_text, "spec.yaml"),
+            "log spec.yaml",
+            call_timeout_s,
+        )
+        return cls(tracking_uri, study_name, experiment_id, run_id, bool(found), call_timeout_s)
+
+    def _trial_runs(self, extra_filter: str = "") -> list[Run]:
+        filter_string = f"tags.mlflow.parentRunId = {_quoted(self.run_id)}" + extra_filter
+        return _search_all_runs(
+            self._client, self.experiment_id, filter_string, self.call_timeout_s
+        )
+
+    def close_trial(
+        self,
+        trial_id: str | None,
+        status: TrialStatus,
+        regime: Regime | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> bool:
+        """Close a trial's run that is still RUNNING (its worker was torn down).
+
+        Runs the worker closed itself are left as they are, so the worker's own account
+        (e.g. `diverged`) wins over the driver's.
+
+        Args:
+            trial_id: Ray trial id (ignored when `run_id` is given).
+            status: `hcl.status` to set; the MLflow status follows `MLFLOW_STATUS_OF_TRIAL`.
+            regime: `hcl.regime` to set, if known.
+            run_id: The trial's run id, when the trainable reported it.
+
+        Returns:
+            Whether a RUNNING run was found and closed.
+        """
+        status = _terminal_status(status)
+        _check_regime(regime)
+        if run_id is not None:
+            runs = [_call(partial(self._client.get_run, run_id), "read a run", self.call_timeout_s)]
+        elif trial_id is not None:
+            runs = self._trial_runs(f" and tags.`hcl.trial_id` = {_quoted(trial_id)}")
+        else:
+            raise ValueError("close_trial needs a trial_id or a run_id")
+        running = [run for run in runs if run.info.status == "RUNNING"]
+        for run in running:
+            _close_trial_run(self._client, run.info.run_id, status, regime, self.call_timeout_s)
+        return bool(running)
+
+    def close_dangling_trials(self, status: TrialStatus = "killed") -> int:
+        """Close every child run still RUNNING (when a study ends or resumes).
+
+        Returns:
+            How many runs were closed.
+        """
+        status = _terminal_status(status)
+        dangling = self._trial_runs(" and attributes.status = 'RUNNING'")
+        for run in dangling:
+            _close_trial_run(self._client, run.info.run_id, status, None, self.call_timeout_s)
+        return len(dangling)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Set tags on the parent run (values are converted to strings)."""
+        _set_tags(self._client, self.run_id, tags, self.call_timeout_s)
+
+    def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
+        """Upload the files under `local_dir` to the parent run (under `artifact_path`)."""
+        upload = partial(self._client.log_artifacts, self.run_id, str(local_dir), artifact_path)
+        _call(upload, "upload artifacts", self.call_timeout_s)
+
+    def log_dict(self, dictionary: dict[str, Any], artifact_file: str) -> None:
+        """Store `dictionary` as a JSON or YAML artifact (chosen by the file's extension)."""
+        upload = partial(self._client.log_dict, self.run_id, dictionary, artifact_file)
+        _call(upload, "upload an artifact", self.call_timeout_s)
+
+    def finish(self, status: RunEndStatus = "FINISHED") -> None:
+        """Close the parent run with an MLflow status (FINISHED, FAILED or KILLED)."""
+        if status not in RUN_END_STATUSES:
+            raise ValueError(f"status must be one of {RUN_END_STATUSES}, got {status!r}")
+        terminate = partial(self._client.set_terminated, self.run_id, status)
+        _call(terminate, "close the study run", self.call_timeout_s)
+
+
+class TrialRun:
+    """A worker's handle on one trial's child run, with buffered, retried metric logging.
+
+    Attributes:
+        run_id: The child run.
+        last_logged_step: The highest epoch handed to `log_epoch` (or found in the run when it
+            was reopened); -1 for a new run. `log_epoch` skips epochs at or below it.
+        flush_timeout_s: Deadline for retried calls and for the final flush in `finish`.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        run_id: str,
+        last_logged_step: int = -1,
+        flush_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    ) -> None:
+        self._client = MlflowClient(tracking_uri)
+        self.run_id = run_id
+        self.last_logged_step = last_logged_step
+        self.flush_timeout_s = flush_timeout_s
+        self._pending: list[list[Metric]] = []
+
+    @classmethod
+    def open(
+        cls,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        trial_id: str,
+        params: dict[str, Any],
+        study_name: str,
+        run_name: str | None = None,
+        flush_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    ) -> TrialRun:
+        """Create the trial's child run, or reopen the one tagged with `trial_id`.
+
+        Args:
+            tracking_uri: MLflow tracking URI.
+            experiment_id: The study's experiment (`StudyRun.experiment_id`).
+            parent_run_id: The study's parent run (`StudyRun.run_id`).
+            trial_id: Ray trial id, stored as `hcl.trial_id`.
+            params: The trial config (nested or dotted keys), logged as flattened params.
+            study_name: Stored as `hcl.study`.
+            run_name: Run name of a new run; the trial id when None.
+            flush_timeout_s: Deadline for retried calls and for the final flush in `finish`.
+
+        Raises:
+            TrackingError: MLflow could not be reached, refused a call, or the reopened run
+                holds different params.
+        """
+        client = MlflowClient(tracking_uri)
+        filter_string = (
+            f"tags.`hcl.trial_id` = {_quoted(trial_id)} "
+            f"and tags.mlflow.parentRunId = {_quoted(parent_run_id)}"
+        )
+        found = _search_all_runs(client, experiment_id, filter_string, flush_timeout_s)
+        if found:
+            run = found[0]
+            reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
+            _call(reopen, "reopen the trial run", flush_timeout_s)
+            _set_tags(client, run.info.run_id, {"hcl.status": "running"}, flush_timeout_s)
+            last_step = _last_step(client, run, flush_timeout_s)
+        else:
+            tags = {
+                "mlflow.parentRunId": parent_run_id,
+                "hcl.role": "trial",
+                "hcl.trial_id": trial_id,
+                "hcl.study": study_name,
+                "hcl.status": "running",
+            }
+            create = partial(
+                client.create_run, experiment_id, run_name=run_name or trial_id, tags=tags
+            )
+            run = _call(create, "create the trial run", flush_timeout_s)
+            last_step = -1
+        run_id = run.info.run_id
+        conflicts = _log_params(client, run_id, params, run.data.params, flush_timeout_s)
+        if conflicts:
+            raise TrackingError(
+                f"Trial {trial_id} reopened run {run_id}, which holds a different config: "
+                + ", ".join(conflicts[:10])
+            )
+        return cls(tracking_uri, run_id, last_step, flush_timeout_s)
+
+    @property
+    def pending_epochs(self) -> int:
+        """How many epochs of metrics wait in the buffer for the server."""
+        return len(self._pending)
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Log one epoch's metrics at `step = epoch` in one request.
+
+        Epochs at or below `last_logged_step` are skipped (a retried trial re-runs them with
+        identical values). When the server cannot be reached, the metrics stay buffered and
+        are sent, in step order, by the next call or by `finish`.
+
+        Raises:
+            TrackingError: The server refused the metrics (e.g. an invalid key).
+        """
+        if epoch <= self.last_logged_step:
+            return
+        timestamp = int(time.time() * 1000)
+        self._pending.append(
+            [Metric(key, float(value), timestamp, epoch) for key, value in metrics.items()]
+        )
+        self.last_logged_step = epoch
+        self._flush_once()
+
+    def _flush_once(self) -> Exception | None:
+        """Send buffered epochs in order until one fails; returns that (transient) error.
+
+        Raises:
+            TrackingError: The server refused an epoch's metrics (that epoch is dropped).
+        """
+        while self._pending:
+            try:
+                with _fail_fast_http():
+                    self._client.log_batch(self.run_id, metrics=self._pending[0])
+            except (MlflowException, requests.RequestException) as error:
+                if not _is_transient(error):
+                    refused = self._pending.pop(0)
+                    raise TrackingError(
+                        f"MLflow refused the metrics of step {refused[0].step} of run "
+                        f"{self.run_id}: {error}"
+                    ) from error
+                logger.warning(
+                    "MLflow unreachable; %d epoch(s) of metrics buffered: %s",
+                    len(self._pending),
+                    error,
+                )
+                return error
+            self._pending.pop(0)
+        return None
+
+    def flush(self) -> None:
+        """Send the whole buffer, retrying until `flush_timeout_s` has passed.
+
+        The buffer lives in memory: call this before saving a checkpoint past the last sent
+        epoch, so a crashed worker's retry does not resume beyond metrics that never arrived.
+
+        Raises:
+            TrackingError: Epochs are still unsent at the deadline (they stay buffered).
+        """
+        deadline = time.monotonic() + self.flush_timeout_s
+        pause_s = 0.5
+        while (error := self._flush_once()) is not None:
+            if time.monotonic() + pause_s > deadline:
+                steps = [batch[0].step for batch in self._pending if batch]
+                raise TrackingError(
+                    f"{len(self._pending)} epoch(s) of metrics of run {self.run_id} "
+                    f"(steps {steps[0]}..{steps[-1]}) could not be sent to the tracking server "
+                    f"within {self.flush_timeout_s:.0f} s: {error}"
+                ) from error
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, 5.0)
+
+    def log_final_artifacts(self, class_means: np.ndarray, spectra: np.ndarray) -> None:
+        """Upload `class_means.npy` (epochs, C, d), `spectrum.npy` (epochs, r), `spectrum.png`.
+
+        Raises:
+            TrackingError: The upload did not succeed within `flush_timeout_s`.
+        """
+        with tempfile.TemporaryDirectory(prefix="hcl-artifacts-") as folder:
+            np.save(Path(folder) / "class_means.npy", class_means)
+            np.save(Path(folder) / "spectrum.npy", spectra)
+            spectrum_figure(np.asarray(spectra)[-1]).savefig(Path(folder) / "spectrum.png")
+            upload = partial(self._client.log_artifacts, self.run_id, folder)
+            _call(upload, "upload the trial's artifacts", self.flush_timeout_s)
+
+    def finish(self, status: TrialStatus, regime: Regime | None = None) -> None:
+        """Flush buffered metrics, set `hcl.status` / `hcl.regime` and close the run.
+
+        Raises:
+            TrackingError: The buffer or the closing calls could not be sent within
+                `flush_timeout_s` (the run then stays RUNNING for the driver's sweep).
+        """
+        status = _terminal_status(status)
+        _check_regime(regime)
+        self.flush()
+        _close_trial_run(self._client, self.run_id, status, regime, self.flush_timeout_s)
+
+
+def _last_step(client: MlflowClient, run: Run, timeout_s: float) -> int:
+    """The highest step logged for any metric of `run`; -1 when none was."""
+    last = -1
+    for key in run.data.metrics:
+        history = _call(
+            partial(client.get_metric_history, run.info.run_id, key), "read metrics", timeout_s
+        )
+        last = max([last, *(metric.step for metric in history)])
+    return last
+
+
+def spectrum_figure(spectrum: np.ndarray) -> Figure:
+    """The normalized spectrum (sorted, divided by its largest value) on a log-scale y axis."""
+    figure = Figure(figsize=(5, 3.5), layout="constrained")
+    axes = figure.add_subplot()
+    values = np.sort(np.asarray(spectrum, dtype=float).ravel())[::-1]
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size:
+        axes.semilogy(np.arange(1, values.size + 1), values / values[0], marker="o", markersize=3)
+    else:
+        axes.text(0.5, 0.5, "no finite positive values (diverged?)", ha="center", va="center")
+    axes.set_xlabel("index (sorted)")
+    axes.set_ylabel("normalized singular value")
+    axes.set_title("class-mean spectrum, final epoch")
+    return figure
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial's child run as the analysis reads it (latest metric values)."""
+
+    run_id: str
+    trial_id: str
+    mlflow_status: str
+    status: str
+    regime: str | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A study's parent run and its trials, as the analysis reads them."""
+
+    experiment_id: str
+    run_id: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    trials: list[TrialRecord]
+
+
+def load_study(
+    tracking_uri: str, study_name: str, timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+) -> StudyRecord:
+    """Read a study's parent run and all its trial runs.
+
+    Raises:
+        UserError: No study of that name exists at `tracking_uri`.
+    """
+    client = MlflowClient(tracking_uri)
+    find = partial(client.get_experiment_by_name, study_name)
+    experiment = _call(find, "find the experiment", timeout_s)
+    missing = UserError(
+        f"No study named {study_name!r} at tracking_uri {_redacted(tracking_uri)!r}."
+    )
+    if experiment is None:
+        raise missing
+    study_filter = _study_filter(study_name)
+    parents = _search_all_runs(client, experiment.experiment_id, study_filter, timeout_s)
+    if not parents:
+        raise missing
+    parent = parents[0]
+    child_filter = f"tags.mlflow.parentRunId = {_quoted(parent.info.run_id)}"
+    children = _search_all_runs(client, experiment.experiment_id, child_filter, timeout_s)
+    trials = [
+        TrialRecord(
+            run_id=run.info.run_id,
+            trial_id=run.data.tags.get("hcl.trial_id", ""),
+            mlflow_status=run.info.status,
+            status=run.data.tags.get("hcl.status", ""),
+            regime=run.data.tags.get("hcl.regime"),
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+        )
+        for run in children
+    ]
+    return StudyRecord(
+        experiment_id=experiment.experiment_id,
+        run_id=parent.info.run_id,
+        params=dict(parent.data.params),
+        tags=dict(parent.data.tags),
+        trials=trials,
+    )
+
+
+def metric_history(
+    tracking_uri: str, run_id: str, key: str, timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+) -> list[tuple[int, float]]:
+    """`(step, value)` pairs of one metric of a run, sorted by step."""
+    client = MlflowClient(tracking_uri)
+    history = _call(partial(client.get_metric_history, run_id, key), "read metrics", timeout_s)
+    return sorted((metric.step, metric.value) for metric in history)
+
+
+def download_artifact(
+    tracking_uri: str,
+    run_id: str,
+    artifact_path: str,
+    destination: Path,
+    timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+) -> Path:
+    """Download one artifact (file or folder) of a run into `destination`; returns its path."""
+    client = MlflowClient(tracking_uri)
+    destination.mkdir(parents=True, exist_ok=True)
+    download = partial(client.download_artifacts, run_id, artifact_path, str(destination))
+    return Path(_call(download, "download an artifact", timeout_s))

@@ -1,0 +1,132 @@
+"""The study service end to end: real local Ray, a real MLflow server or SQLite store."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from mlflow import MlflowClient
+from study_checks import metric_steps, study_runs, tune_iterations, tune_trial_configs
+
+from hcl_study.study.runner import run_study
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "search_spaces" / "smoke.yaml"
+CLI = [str(Path(sys.executable).parent / "hcl-study")]
+
+
+def write_spec(directory: Path, **changes: Any) -> Path:
+    spec = yaml.safe_load(SMOKE.read_text())
+    spec.update(changes)
+    path = directory / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def check_complete_study(tracking_uri: str, study: str, experiment_dir: Path, epochs: int, trials: int) -> None:
+    parent, children = study_runs(tracking_uri, study)
+    assert parent.info.status == "FINISHED"
+    assert {"hcl.version", "hcl.ray_version", "hcl.torch_version", "hcl.mlflow_version"} <= set(parent.data.tags)
+    client = MlflowClient(tracking_uri)
+    assert "spec.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert len(children) == trials
+    configs = tune_trial_configs(experiment_dir)
+    assert set(configs) == {run.data.tags["hcl.trial_id"] for run in children}
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["hcl.status"] == "finished"
+        assert run.data.tags["hcl.regime"] in {"NC", "DC", "partial"}
+        for key, steps in metric_steps(tracking_uri, run).items():
+            assert steps == list(range(epochs)), key
+        for key, value in configs[run.data.tags["hcl.trial_id"]].items():
+            assert run.data.params[key] == str(value), key
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert artifacts == {"class_means.npy", "spectrum.npy", "spectrum.png"}
+        class_means = np.load(client.download_artifacts(run.info.run_id, "class_means.npy"))
+        assert class_means.shape == (epochs, 10, 9)
+
+
+def test_smoke_study_against_mlflow_server(mlflow_server: Any, tmp_path: Path) -> None:
+    """`hcl-study study` as a user runs it, logging to a real `mlflow server`."""
+    storage = tmp_path / "ray"
+    completed = subprocess.run(
+        [*CLI, "study", str(SMOKE), "--tracking-uri", mlflow_server.uri, "--storage", str(storage)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "Best trial for erank_means" in completed.stdout
+    assert f"open {mlflow_server.uri}" in completed.stdout
+    check_complete_study(mlflow_server.uri, "smoke", storage / "smoke", epochs=3, trials=4)
+
+
+def test_smoke_study_with_default_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tmp_path, name="smoke-sqlite")
+    summary = run_study(spec)
+    study_dir = tmp_path / "studies" / "smoke-sqlite"
+    assert summary.tracking_uri == f"sqlite:///{study_dir / 'mlflow.db'}"
+    assert summary.num_trials == 4 and sum(summary.regimes.values()) == 4
+    check_complete_study(summary.tracking_uri, "smoke-sqlite", study_dir / "ray" / "smoke-sqlite", epochs=3, trials=4)
+    # Running the same spec again re-reports the finished study instead of starting over.
+    again = run_study(spec)
+    assert again.parent_run_id == summary.parent_run_id and again.num_trials == 4
+    assert len(study_runs(summary.tracking_uri, "smoke-sqlite")[1]) == 4
+
+
+def test_asha_study_closes_early_stopped_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = yaml.safe_load(SMOKE.read_text())["base"] | {"epochs": 6}
+    spec = write_spec(
+        tmp_path,
+        name="asha",
+        base=base,
+        space={"optimizer.lr": {"loguniform": [1e-5, 1e-2]}, "loss.beta": {"uniform": [0.0, 30.0]}},
+        search={"algorithm": "random", "num_samples": 8, "max_concurrent": 2, "seed": 1},
+        scheduler={"name": "asha", "metric": "erank_means", "mode": "max", "grace_period": 1, "reduction_factor": 2},
+    )
+    summary = run_study(spec)
+    iterations = tune_iterations(tmp_path / "studies" / "asha" / "ray" / "asha")
+    assert min(iterations.values()) < 6, "ASHA stopped no trial early; the test proves nothing"
+    _, children = study_runs(summary.tracking_uri, "asha")
+    assert len(children) == 8
+    for run in children:
+        reached = iterations[run.data.tags["hcl.trial_id"]]
+        assert run.info.status == "FINISHED", "no run may be left RUNNING"
+        assert run.data.tags["hcl.status"] == ("finished" if reached == 6 else "stopped")
+        assert metric_steps(summary.tracking_uri, run)["loss"] == list(range(reached))
+
+
+@pytest.mark.slow
+def test_multi_node_cluster_on_loopback(mlflow_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head and two worker nodes: trials land on several nodes and one MLflow server."""
+    from ray.cluster_utils import Cluster
+
+    # Ray's socket paths must stay under 108 bytes, so not below pytest's long tmp_path.
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        spec = write_spec(tmp_path, name="multinode", search={"algorithm": "random", "num_samples": 4, "max_concurrent": 2, "seed": 0})
+        monkeypatch.chdir(tmp_path)
+        summary = run_study(spec, address=cluster.address, tracking_uri=mlflow_server.uri, storage=str(tmp_path / "ray"))
+        assert summary.num_trials == 4 and "failed" not in summary.regimes
+        results = [yaml.safe_load(line) for path in (tmp_path / "ray" / "multinode").glob("*/result.json") for line in path.read_text().splitlines()[-1:]]
+        assert len({result["node_id"] for result in results}) == 2
+        _, children = study_runs(mlflow_server.uri, "multinode")
+        assert len(children) == 4 and all(run.info.status == "FINISHED" for run in children)
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)

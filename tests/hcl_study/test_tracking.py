@@ -1,0 +1,344 @@
+"""hcl_study.tracking against a real `mlflow server` on 127.0.0.1 and real SQLite stores."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow_server import ADMIN_USERNAME, MlflowServer, free_port
+
+from hcl_study.errors import UserError
+from hcl_study.tracking import (
+    StudyRun,
+    TrackingError,
+    TrialRun,
+    check_tracking_uri,
+    default_tracking_uri,
+    download_artifact,
+    load_study,
+    metric_history,
+)
+
+EPOCHS = 3
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# What a Ray worker does with a trial: open the child run, log epochs, upload, close.
+WORKER_SCRIPT = """
+import json, sys
+import numpy as np
+from hcl_study.tracking import TrialRun
+
+job = json.loads(sys.argv[1])
+trial = TrialRun.open(
+    job["uri"], job["experiment_id"], job["parent_run_id"], job["trial_id"], job["config"],
+    job["study"],
+)
+for epoch in range(job["epochs"]):
+    loss = float("nan") if job["diverge"] and epoch == job["epochs"] - 1 else 1.0 / (epoch + 1)
+    trial.log_epoch(epoch, {"loss": loss, "nc1": 0.5 * epoch})
+classes, dim = job["config"]["data"]["num_classes"], 2
+trial.log_final_artifacts(
+    np.ones((job["epochs"], classes, dim)), np.tile([2.0, 1.0], (job["epochs"], 1))
+)
+trial.finish(job["status"], job["regime"])
+"""
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def trial_config(beta: float) -> dict:
+    return {"loss": {"beta": beta, "tau": 0.5}, "data": {"num_classes": 3}, "epochs": EPOCHS}
+
+
+def start_worker(job: dict) -> subprocess.Popen[bytes]:
+    """Run `WORKER_SCRIPT` in a fresh interpreter, as a Ray worker process would."""
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER_SCRIPT, json.dumps(job)], stderr=subprocess.PIPE
+    )
+
+
+def steps(uri: str, run_id: str, key: str) -> list[int]:
+    return [step for step, _ in metric_history(uri, run_id, key)]
+
+
+def open_trial(study: StudyRun, trial_id: str, **options: float) -> TrialRun:
+    return TrialRun.open(
+        study.tracking_uri,
+        study.experiment_id,
+        study.run_id,
+        trial_id,
+        trial_config(1.0),
+        study.study_name,
+        **options,
+    )
+
+
+def test_study_and_trials_logged_from_worker_processes(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    name = unique_name("workers")
+    spec = {"name": name, "base": trial_config(0.0), "note": "x" * 7000}
+    spec_path = tmp_path / "study.yaml"
+    spec_path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    study = StudyRun.start_or_resume(mlflow_server.uri, name, spec, spec_path)
+    jobs = {
+        "t_nc": {"beta": 0.0, "status": "finished", "regime": "NC", "diverge": False},
+        "t_div": {"beta": 9.0, "status": "diverged", "regime": "diverged", "diverge": True},
+    }
+    common = {
+        "uri": mlflow_server.uri,
+        "experiment_id": study.experiment_id,
+        "parent_run_id": study.run_id,
+        "study": name,
+        "epochs": EPOCHS,
+    }
+    workers = [
+        start_worker({**common, **job, "trial_id": trial_id, "config": trial_config(job["beta"])})
+        for trial_id, job in jobs.items()
+    ]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr.decode()
+    study.set_tags({"hcl.best_trial": "t_nc"})
+    study.log_dict({"best": "t_nc"}, "report/summary.json")
+    study.finish()
+
+    client = MlflowClient(mlflow_server.uri)
+    parent = client.get_run(study.run_id)
+    assert parent.info.run_name == name
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["hcl.role"] == "study"
+    assert parent.data.tags["hcl.study"] == name
+    assert parent.data.tags["hcl.best_trial"] == "t_nc"
+    for key in ("version", "ray_version", "torch_version", "mlflow_version", "python_version"):
+        assert parent.data.tags[f"hcl.{key}"]
+    assert parent.data.params["base.loss.beta"] == "0.0"
+    assert parent.data.params["note"] == "x" * 6000
+    parent_files = {item.path for item in client.list_artifacts(study.run_id)}
+    assert {"spec.yaml", "report"} <= parent_files
+    spec_copy = download_artifact(mlflow_server.uri, study.run_id, "spec.yaml", tmp_path / "dl")
+    assert yaml.safe_load(spec_copy.read_text(encoding="utf-8"))["name"] == name
+
+    record = load_study(mlflow_server.uri, name)
+    assert record.run_id == study.run_id
+    assert sorted(trial.trial_id for trial in record.trials) == sorted(jobs)
+    for trial in record.trials:
+        job = jobs[trial.trial_id]
+        run = client.get_run(trial.run_id)
+        assert run.data.tags["mlflow.parentRunId"] == study.run_id
+        assert run.data.tags["hcl.role"] == "trial"
+        assert run.data.tags["hcl.study"] == name
+        assert run.info.run_name == trial.trial_id
+        assert (trial.status, trial.regime, trial.mlflow_status) == (
+            job["status"],
+            job["regime"],
+            "FINISHED",
+        )
+        assert trial.params == {
+            "loss.beta": str(job["beta"]),
+            "loss.tau": "0.5",
+            "data.num_classes": "3",
+            "epochs": str(EPOCHS),
+        }
+        for key in ("loss", "nc1"):
+            assert steps(mlflow_server.uri, trial.run_id, key) == list(range(EPOCHS))
+        files = {item.path for item in client.list_artifacts(trial.run_id)}
+        assert files == {"class_means.npy", "spectrum.npy", "spectrum.png"}
+        local = tmp_path / trial.trial_id
+        png = download_artifact(mlflow_server.uri, trial.run_id, "spectrum.png", local)
+        assert png.read_bytes().startswith(PNG_SIGNATURE)
+        means = download_artifact(mlflow_server.uri, trial.run_id, "class_means.npy", local)
+        assert np.load(means).shape == (EPOCHS, 3, 2)
+    diverged = next(trial for trial in record.trials if trial.trial_id == "t_div")
+    assert math.isnan(metric_history(mlflow_server.uri, diverged.run_id, "loss")[-1][1])
+
+
+def test_reopened_trial_continues_its_run_without_duplicate_steps(
+    mlflow_server: MlflowServer,
+) -> None:
+    name = unique_name("reopen")
+    study = StudyRun.start_or_resume(mlflow_server.uri, name, {"name": name})
+    first = open_trial(study, "trial_a")
+    assert first.last_logged_step == -1
+    for epoch in range(2):
+        first.log_epoch(epoch, {"loss": 1.0 / (epoch + 1)})
+    # The worker dies here; Ray retries the trial, which re-runs epochs 0..3.
+    retry = open_trial(study, "trial_a")
+    assert retry.run_id == first.run_id
+    assert retry.last_logged_step == 1
+    for epoch in range(4):
+        retry.log_epoch(epoch, {"loss": 1.0 / (epoch + 1)})
+    retry.finish("failed")
+    assert steps(mlflow_server.uri, first.run_id, "loss") == [0, 1, 2, 3]
+
+    again = open_trial(study, "trial_a")
+    run = MlflowClient(mlflow_server.uri).get_run(again.run_id)
+    assert (again.run_id, again.last_logged_step) == (first.run_id, 3)
+    assert (run.info.status, run.data.tags["hcl.status"]) == ("RUNNING", "running")
+    with pytest.raises(TrackingError, match=r"loss\.beta"):
+        TrialRun.open(
+            mlflow_server.uri, study.experiment_id, study.run_id, "trial_a",
+            trial_config(2.0), name,
+        )  # fmt: skip
+
+
+def test_resumed_study_reopens_its_parent_run(mlflow_server: MlflowServer) -> None:
+    name = unique_name("resume")
+    spec = {"name": name, "search": {"loss.beta": [0, 1, 5]}}
+    study = StudyRun.start_or_resume(mlflow_server.uri, name, spec)
+    study.finish("KILLED")
+    resumed = StudyRun.start_or_resume(mlflow_server.uri, name, spec)
+    assert not study.resumed
+    assert resumed.resumed
+    assert (resumed.run_id, resumed.experiment_id) == (study.run_id, study.experiment_id)
+    assert MlflowClient(mlflow_server.uri).get_run(study.run_id).info.status == "RUNNING"
+    with pytest.raises(UserError, match=r"search\.loss\.beta"):
+        StudyRun.start_or_resume(mlflow_server.uri, name, {**spec, "search": {"loss.beta": [2]}})
+
+
+def test_driver_closes_trials_its_workers_left_running(mlflow_server: MlflowServer) -> None:
+    name = unique_name("close")
+    study = StudyRun.start_or_resume(mlflow_server.uri, name, {"name": name})
+    errored, early_stopped, diverged, dangling = (
+        open_trial(study, trial_id) for trial_id in ("t_err", "t_asha", "t_div", "t_lost")
+    )
+    diverged.finish("diverged", "diverged")
+
+    assert study.close_trial("t_err", "failed")
+    assert not study.close_trial("t_err", "killed")
+    assert study.close_trial(None, "stopped", "partial", run_id=early_stopped.run_id)
+    assert not study.close_trial("t_never_started", "failed")
+    assert study.close_dangling_trials() == 1
+
+    client = MlflowClient(mlflow_server.uri)
+
+    def outcome(trial: TrialRun) -> tuple[str, str, str | None]:
+        run = client.get_run(trial.run_id)
+        return run.info.status, run.data.tags["hcl.status"], run.data.tags.get("hcl.regime")
+
+    assert outcome(errored) == ("FAILED", "failed", None)
+    assert outcome(early_stopped) == ("FINISHED", "stopped", "partial")
+    assert outcome(diverged) == ("FINISHED", "diverged", "diverged")
+    assert outcome(dangling) == ("KILLED", "killed", None)
+
+
+def test_metrics_survive_a_server_outage_between_epochs(
+    mlflow_server_factory: Callable[..., MlflowServer],
+) -> None:
+    server = mlflow_server_factory()
+    name = unique_name("outage")
+    study = StudyRun.start_or_resume(server.uri, name, {"name": name})
+    trial = open_trial(study, "t_outage")
+    trial.log_epoch(0, {"loss": 1.0, "nc1": 0.1})
+    server.stop()
+    trial.log_epoch(1, {"loss": 0.5, "nc1": 0.2})
+    trial.log_epoch(2, {"loss": 0.25, "nc1": 0.3})
+    assert trial.pending_epochs == 2
+    server.start()  # same port, same store
+    trial.log_epoch(3, {"loss": 0.125, "nc1": 0.4})
+    assert trial.pending_epochs == 0
+    trial.finish("finished", "NC")
+    for key in ("loss", "nc1"):
+        assert steps(server.uri, trial.run_id, key) == [0, 1, 2, 3]
+    assert [value for _, value in metric_history(server.uri, trial.run_id, "loss")] == [
+        1.0,
+        0.5,
+        0.25,
+        0.125,
+    ]
+
+    late = open_trial(study, "t_late", flush_timeout_s=1.0)
+    late.log_epoch(0, {"loss": 1.0})
+    server.stop()
+    late.log_epoch(1, {"loss": 0.5})
+    with pytest.raises(TrackingError, match=r"steps 1\.\.1"):
+        late.finish("finished", "DC")
+    server.start()
+    late.finish("finished", "DC")
+    assert steps(server.uri, late.run_id, "loss") == [0, 1]
+    assert MlflowClient(server.uri).get_run(late.run_id).data.tags["hcl.regime"] == "DC"
+
+
+def test_sqlite_store_round_trip(tmp_path: Path) -> None:
+    uri = default_tracking_uri(tmp_path / "study")
+    assert uri == f"sqlite:///{tmp_path.resolve()}/study/mlflow.db"
+    assert uri.startswith("sqlite:////")
+    check_tracking_uri(uri)
+    assert (tmp_path / "study").is_dir()
+    artifacts = (tmp_path / "study" / "artifacts").as_uri()
+    study = StudyRun.start_or_resume(uri, "sqlite-study", {"a": 1}, artifact_location=artifacts)
+    trial = open_trial(study, "t0")
+    trial.log_epoch(0, {"loss": 2.0})
+    trial.log_epoch(1, {"loss": float("inf")})
+    trial.log_final_artifacts(np.zeros((2, 3, 2)), np.array([[1.0, 0.5], [np.nan, np.nan]]))
+    trial.finish("diverged", "diverged")
+    record = load_study(uri, "sqlite-study")
+    assert [(t.trial_id, t.status, t.mlflow_status) for t in record.trials] == [
+        ("t0", "diverged", "FINISHED")
+    ]
+    assert steps(uri, trial.run_id, "loss") == [0, 1]
+    assert (tmp_path / "study" / "artifacts").is_dir()
+    png = download_artifact(uri, trial.run_id, "spectrum.png", tmp_path / "dl")
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    with pytest.raises(UserError, match="No study named 'missing'"):
+        load_study(uri, "missing")
+
+
+def test_check_tracking_uri_accepts_a_running_server(mlflow_server: MlflowServer) -> None:
+    check_tracking_uri(mlflow_server.uri)
+
+
+@pytest.mark.parametrize(
+    ("uri_template", "named"),
+    [
+        ("http://127.0.0.1:{port}", "no MLflow server answers"),
+        ("postgresql+psycopg2://hcl:s3cret@127.0.0.1:{port}/db", "PostgreSQL does not accept"),
+        ("ftp://127.0.0.1:{port}/runs", "scheme 'ftp' is not supported"),
+    ],
+)
+def test_check_tracking_uri_refuses_unusable_uris(uri_template: str, named: str) -> None:
+    uri = uri_template.format(port=free_port())
+    with pytest.raises(UserError) as refused:
+        check_tracking_uri(uri, timeout_s=2)
+    message = str(refused.value)
+    assert "tracking_uri" in message
+    assert named in message
+    assert "sqlite:////" in message
+    assert uri.replace("s3cret", "***") in message
+    assert "s3cret" not in message
+
+
+def test_basic_auth_server_accepts_credentials_and_refuses_anonymous_clients(
+    mlflow_server_factory: Callable[..., MlflowServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip(
+        "flask_wtf", reason="`--app-name basic-auth` needs Flask-WTF (the mlflow[auth] extra)"
+    )
+    server = mlflow_server_factory(auth=True)
+    check_tracking_uri(server.uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.admin_password)
+    study = StudyRun.start_or_resume(server.uri, "auth-study", {"name": "auth-study"})
+    trial = open_trial(study, "t_auth")
+    trial.log_epoch(0, {"loss": 1.0})
+    trial.finish("finished", "NC")
+    assert steps(server.uri, trial.run_id, "loss") == [0]
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
+    with pytest.raises(TrackingError, match="401"):
+        StudyRun.start_or_resume(server.uri, "auth-study", {"name": "auth-study"})
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+    with pytest.raises(TrackingError, match="401"):
+        StudyRun.start_or_resume(server.uri, "anonymous-study", {"name": "anonymous-study"})

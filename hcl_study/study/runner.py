@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from hcl_study.errors import UserError
-from hcl_study.study.spec import StudySpec, load_study_spec, parse_study_spec
+from hcl_study.config import read_yaml_file, with_overrides
+from hcl_study.study.spec import StudySpec, parse_study_spec
 
 STUDY_FILE = "study.json"
 SPEC_FILE = "spec.yaml"
@@ -94,12 +95,45 @@ def _check_address_answers(address: str) -> None:
             "HOST:PORT of a running head node (e.g. 10.0.0.5:6379) or ray://HOST:10001."
         )
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        speaks_grpc = _speaks_grpc(host, int(port), timeout_s=10)
     except OSError as error:
         raise UserError(
             f"--address / RAY_ADDRESS: no Ray head answers at {address} ({error}). Start one "
             "with `ray start --head`, or leave --address out to run on local Ray."
         ) from None
+    if not speaks_grpc:
+        # ray.init would retry such a port for minutes before giving up.
+        raise UserError(
+            f"--address / RAY_ADDRESS: something answers at {address}, but not a Ray head (no "
+            "gRPC); give the head's GCS port (6379 by default) or ray://HOST:10001."
+        )
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(host: str, port: int, timeout_s: float) -> bool:
+    """Whether `host:port` answers an HTTP/2 preface with a SETTINGS frame, as gRPC does.
+
+    With RAY_USE_TLS set the port speaks TLS first, so only the connection is checked.
+
+    Raises:
+        OSError: Nothing accepts a connection there (refused, unreachable, timed out).
+    """
+    with socket.create_connection((host, port), timeout=timeout_s) as connection:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return True
+        connection.sendall(_HTTP2_PREFACE)
+        header = b""
+        try:
+            while len(header) < 9:
+                chunk = connection.recv(9 - len(header))
+                if not chunk:
+                    return False
+                header += chunk
+        except OSError:  # e.g. a server that waits for more and times out
+            return False
+    return header[3] == 4  # a gRPC server's first frame is SETTINGS (type 4)
 
 
 def connect_ray(address: str | None, spec: StudySpec) -> None:
@@ -109,6 +143,8 @@ def connect_ray(address: str | None, spec: StudySpec) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "auto":
         _check_address_answers(address)
+    if not address:  # local Ray gets this machine's CPUs and GPUs: check before starting it
+        _check_resources(spec, {"CPU": float(os.cpu_count() or 1), "GPU": float(_local_gpus())})
     try:
         if address:
             ray.init(address=address, log_to_driver=True)
@@ -116,11 +152,17 @@ def connect_ray(address: str | None, spec: StudySpec) -> None:
             ray.init(include_dashboard=False, num_gpus=_local_gpus())
     except ConnectionError as error:
         raise UserError(f"--address / RAY_ADDRESS: cannot join the Ray cluster at {address}: {error}") from None
-    available = ray.cluster_resources()
+    try:
+        _check_resources(spec, ray.cluster_resources())
+    except UserError:
+        ray.shutdown()
+        raise
+
+
+def _check_resources(spec: StudySpec, available: dict[str, float]) -> None:
     for resource, wanted in (("CPU", spec.resources.cpu), ("GPU", spec.resources.gpu)):
         have = available.get(resource, 0.0)
         if wanted > have:
-            ray.shutdown()
             raise UserError(
                 f"resources.{resource.lower()}: each trial asks for {wanted:g} {resource}, but the "
                 f"Ray cluster has {have:g}; allowed: at most {have:g}."
@@ -139,13 +181,19 @@ def run_study(
     address: str | None = None,
     tracking_uri: str | None = None,
     storage: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> StudySummary:
-    """Validate and run a study from its spec file."""
+    """Validate and run a study from its spec file (with dotted-path `overrides`).
+
+    Running a spec whose study already exists continues that study (or, when it is
+    complete, reports it again) instead of starting over.
+    """
     from hcl_study.tracking import check_tracking_uri
 
     from ray import tune
 
-    spec = load_study_spec(spec_path)
+    raw = with_overrides(read_yaml_file(spec_path), overrides or {})
+    spec = parse_study_spec(raw, source=f"study spec {spec_path}")
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
     existing = Path(location.study_dir, STUDY_FILE)
     if existing.exists() and tune.Tuner.can_restore(StudyLocation.load(existing.parent).experiment_path):
@@ -157,8 +205,11 @@ def run_study(
         check_local_data(spec)
     connect_ray(address, spec)
     Path(location.study_dir).mkdir(parents=True, exist_ok=True)
-    Path(location.study_dir, SPEC_FILE).write_text(Path(spec_path).read_text())
-    return _fit(spec, location, spec_path=spec_path, restore=False)
+    stored_spec = Path(location.study_dir, SPEC_FILE)
+    stored_spec.write_text(
+        Path(spec_path).read_text() if not overrides else yaml.safe_dump(raw, sort_keys=False)
+    )
+    return _fit(spec, location, spec_path=stored_spec, restore=False)
 
 
 def _require_same_spec(study_dir: Path, spec: StudySpec) -> None:

@@ -9,6 +9,7 @@ Only the `ray.tune.*` API is used (Ray >= 2.51).
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ def tune_metrics(result: EpochResult, total_epochs: int, mlflow_run_id: str) -> 
         "diverged": result.diverged,
         "mlflow_run_id": mlflow_run_id,
         "node_id": ray.get_runtime_context().get_node_id(),
+        "reported_at": time.time(),  # wall clock, for the service-overhead benchmark
     }
 
 

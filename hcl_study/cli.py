@@ -9,9 +9,16 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hcl_study.config import parse_assignment, parse_train_config, read_yaml_file, with_overrides
+from hcl_study.config import (
+    TrainConfig,
+    parse_assignment,
+    parse_train_config,
+    read_yaml_file,
+    with_overrides,
+)
 from hcl_study.errors import EXIT_USER_ERROR, UserError
 
 app = typer.Typer(
@@ -38,7 +45,8 @@ def user_errors_exit_2(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except UserError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # Escaped: messages quote user input and ranges like [low, high], not markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
@@ -66,9 +74,7 @@ def train(
     from hcl_study.train import CHECKPOINT_FILE, Trainer, train as run_training
     from hcl_study.train.outputs import RunOutputs
 
-    raw = read_yaml_file(config) if config else {}
-    overrides = dict(parse_assignment(text) for text in set_ or [])
-    train_config = parse_train_config(with_overrides(raw, overrides), source=f"config {config or '(defaults)'}")
+    train_config = _load_train_config(config, set_ or [])
     trainer = Trainer(train_config)
     outputs = RunOutputs(out)
     if resume and (out / CHECKPOINT_FILE).exists():
@@ -99,6 +105,24 @@ def train(
         results = run_training(train_config, on_epoch=on_epoch, trainer=trainer)
     outputs.flush()
     _print_train_summary(results, out)
+
+
+def _load_train_config(config: Path | None, assignments: list[str]) -> TrainConfig:
+    """The validated `TrainConfig` of a YAML file plus `--set` overrides.
+
+    Raises:
+        UserError: On a missing or invalid file, a malformed `--set` or an invalid field.
+    """
+    import yaml
+
+    raw = read_yaml_file(config) if config else {}
+    for text in assignments:
+        try:
+            path, value = parse_assignment(text)
+            raw = with_overrides(raw, {path: value})
+        except (ValueError, yaml.YAMLError) as error:
+            raise UserError(f"--set {text}: {error}") from None
+    return parse_train_config(raw, source=f"config {config or '(defaults)'}")
 
 
 def _print_train_summary(results: list[Any], out: Path) -> None:
@@ -139,11 +163,17 @@ def study(
     storage: Annotated[
         str | None, typer.Option(help="Tune storage path (shared folder or s3:// URI on a cluster).")
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a spec key, e.g. --set base.data.root=/data/cifar100 (repeatable)."),
+    ] = None,
 ) -> None:
     """Run a hyperparameter study: Ray Tune trials, every one logged to MLflow."""
     from hcl_study.study.runner import run_study
 
-    _print_study_summary(run_study(spec, address=address, tracking_uri=tracking_uri, storage=storage))
+    overrides = dict(parse_assignment(text) for text in set_ or [])
+    summary = run_study(spec, address=address, tracking_uri=tracking_uri, storage=storage, overrides=overrides)
+    _print_study_summary(summary)
 
 
 @app.command()
@@ -176,3 +206,37 @@ def _print_study_summary(summary: Any) -> None:
         )
     console.print(f"MLflow: {summary.tracking_uri} · experiment {summary.experiment_id} · parent run {summary.parent_run_id}")
     console.print(f"Open the UI: [bold]{summary.ui_command()}[/]")
+
+
+@app.command()
+@user_errors_exit_2
+def analyze(
+    study: Annotated[str, typer.Argument(help="Study name (its MLflow experiment).")],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI; default: studies/STUDY/study.json's, else "
+            "studies/STUDY/mlflow.db."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder; default: studies/STUDY/report.")
+    ] = None,
+) -> None:
+    """Write the study's HTML report (figures, phase boundary, trials) and log it to MLflow."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from analysis.loading import study_tracking_uri
+    from analysis.report import ARTIFACT_PATH, write_report
+    from hcl_study.study.runner import STUDIES_DIR
+
+    uri = tracking_uri or study_tracking_uri(study)
+    report = write_report(uri, study, out or Path(STUDIES_DIR, study, "report"))
+    console.print(f"Report: {report.path.resolve()}", markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"Logged under {ARTIFACT_PATH}/ on the parent run {report.parent_run_id} of {study}.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

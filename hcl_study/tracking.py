@@ -33,7 +33,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -50,6 +51,8 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request_safe
 
 from hcl_study.config import flatten
 from hcl_study.errors import UserError
@@ -252,6 +255,11 @@ def _redacted(uri: str) -> str:
         return uri
     host = parts.netloc.rsplit("@", 1)[1]
     return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def redacted_uri(uri: str) -> str:
+    """`uri` with any password replaced by `***`, fit to print or store in a report."""
+    return _redacted(uri)
 
 
 def _unusable(uri: str, reason: str) -> UserError:
@@ -829,3 +837,88 @@ def download_artifact(
     destination.mkdir(parents=True, exist_ok=True)
     download = partial(client.download_artifacts, run_id, artifact_path, str(destination))
     return Path(_call(download, "download an artifact", timeout_s))
+
+
+BULK_HISTORY_ENDPOINT = "/api/2.0/mlflow/metrics/get-history-bulk-interval"
+BULK_HISTORY_MAX_RUNS = 100
+"""Run ids per bulk-history request (the server's limit)."""
+BULK_HISTORY_MAX_POINTS = 2500
+"""Points per run the bulk-history endpoint returns at most (it samples longer histories)."""
+
+MetricPoint = tuple[str, str, int, float]
+"""`(run_id, key, step, value)` of one logged metric value."""
+
+
+def metric_histories(
+    tracking_uri: str,
+    run_keys: Mapping[str, Iterable[str]],
+    timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+) -> list[MetricPoint]:
+    """Every logged value of the named metrics of many runs, in few requests.
+
+    Against an HTTP(S) server, one `metrics/get-history-bulk-interval` request reads one metric
+    of up to `BULK_HISTORY_MAX_RUNS` runs; a run that comes back with `BULK_HISTORY_MAX_POINTS`
+    points may have been sampled and is re-read whole with `get_metric_history`. Other stores
+    (SQLite, PostgreSQL, local folders) are read with one `get_metric_history` per run and
+    metric, which costs no HTTP round trip.
+
+    Args:
+        tracking_uri: MLflow tracking URI.
+        run_keys: Run id -> the metric keys to read for that run.
+        timeout_s: Deadline of each retried call.
+
+    Returns:
+        `(run_id, key, step, value)` rows sorted by run, key and step. Values are as stored
+        (NaN stays NaN; MLflow stores +/-inf as +/-1.8e308).
+
+    Raises:
+        TrackingError: MLflow could not be reached or refused a call.
+    """
+    wanted = {run_id: sorted(set(keys)) for run_id, keys in run_keys.items()}
+    if urlsplit(tracking_uri).scheme.lower() in ("http", "https"):
+        points = _bulk_histories(tracking_uri, wanted, timeout_s)
+    else:
+        points = [
+            (run_id, key, step, value)
+            for run_id, keys in wanted.items()
+            for key in keys
+            for step, value in metric_history(tracking_uri, run_id, key, timeout_s)
+        ]
+    return sorted(points, key=lambda point: point[:3])
+
+
+def _bulk_histories(
+    tracking_uri: str, run_keys: dict[str, list[str]], timeout_s: float
+) -> list[MetricPoint]:
+    """`metric_histories` through the REST bulk-history endpoint of a tracking server."""
+    creds = get_default_host_creds(tracking_uri)
+    runs_of_key: dict[str, list[str]] = {}
+    for run_id, keys in run_keys.items():
+        for key in keys:
+            runs_of_key.setdefault(key, []).append(run_id)
+    points: list[MetricPoint] = []
+    for key, run_ids in runs_of_key.items():
+        for start in range(0, len(run_ids), BULK_HISTORY_MAX_RUNS):
+            params = {
+                "run_ids": run_ids[start : start + BULK_HISTORY_MAX_RUNS],
+                "metric_key": key,
+                "max_results": BULK_HISTORY_MAX_POINTS,
+            }
+            request = partial(http_request_safe, creds, BULK_HISTORY_ENDPOINT, "GET", params=params)
+            reply = _call(request, "read metric histories", timeout_s).json()
+            batch = [
+                # Proto JSON leaves out fields at their default (step 0, value 0.0).
+                (metric["run_id"], key, int(metric.get("step", 0)), float(metric.get("value", 0.0)))
+                for metric in reply.get("metrics", [])
+            ]
+            counts = Counter(run_id for run_id, *_ in batch)
+            sampled = {
+                run_id for run_id, count in counts.items() if count >= BULK_HISTORY_MAX_POINTS
+            }
+            points += [point for point in batch if point[0] not in sampled]
+            points += [
+                (run_id, key, step, value)
+                for run_id in sorted(sampled)
+                for step, value in metric_history(tracking_uri, run_id, key, timeout_s)
+            ]
+    return points

@@ -14,6 +14,8 @@ os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from mlflow_server import mlflow_server, mlflow_server_factory  # noqa: F401,E402
+from postgres_server import postgres_server  # noqa: F401,E402
+from smoke_study import smoke_study  # noqa: F401,E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

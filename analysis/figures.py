@@ -1,0 +1,292 @@
+"""The paper's figures (1-6) and the phase diagram (7), as matplotlib Figures.
+
+Every function returns a `matplotlib.figure.Figure` (no pyplot state, so it works headless
+and in notebooks) whose title is its suptitle, and saves it as PNG when given a `path`.
+History figures draw one line per trial from the long history table of
+`analysis.loading`, labelled by `trial_labels` (β and normalization by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from analysis.boundary import PhaseBoundary
+from hcl_study.geometry import REGIME_CODES
+
+REGIME_COLORS: dict[str, str] = {
+    "NC": "tab:green",
+    "partial": "tab:orange",
+    "DC": "tab:red",
+    "diverged": "black",
+}
+NO_REGIME_LABEL = "no final regime"
+BOUNDARY_COLOR = "tab:blue"
+MAX_LEGEND_ENTRIES = 20
+DPI = 120
+SHORT_NAMES: dict[str, str] = {"loss.beta": "β", "loss.tau": "τ", "optimizer.lr": "lr"}
+
+
+def _finish(figure: Figure, path: Path | str | None) -> Figure:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=DPI)
+    return figure
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _label_part(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{SHORT_NAMES.get(key, key)}={_shown(value)}"
+
+
+def trial_labels(
+    trials: pd.DataFrame, keys: Sequence[str] = ("loss.beta", "normalization")
+) -> dict[str, str]:
+    """Trial id -> a legend label such as "β=16.5, ball" from the trial table's `keys`.
+
+    Trials that did not finish get their status appended, e.g. "β=16.5, ball (failed)".
+    """
+    present = [key for key in keys if key in trials]
+    return {
+        row["trial_id"]: ", ".join(_label_part(key, row[key]) for key in present)
+        + ("" if row["status"] == "finished" else f" ({row['status']})")
+        for _, row in trials.iterrows()
+    }
+
+
+def _legend(axes: Axes) -> None:
+    if 0 < len(axes.get_legend_handles_labels()[0]) <= MAX_LEGEND_ENTRIES:
+        axes.legend(fontsize="small")
+
+
+def plot_singular_values(
+    values: Mapping[str, np.ndarray],
+    *,
+    labels: Mapping[str, str] | None = None,
+    epoch_label: str = "final epoch",
+    path: Path | str | None = None,
+) -> Figure:
+    """Figure 1: sorted normalized class-mean singular values, log scale, one line per trial.
+
+    Args:
+        values: Trial id -> singular values σ_i / σ_1 (`analysis.loading.load_singular_values`);
+            zero and non-finite entries cannot be drawn on the log axis and are left out.
+        labels: Trial id -> legend label; the trial id when missing.
+        epoch_label: Which epoch the values are from, for the title.
+        path: Where to save the PNG.
+    """
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.add_subplot()
+    for trial_id, singular_values in values.items():
+        ordered = np.sort(np.asarray(singular_values, dtype=float))[::-1]  # (r,)
+        shown = ordered[np.isfinite(ordered) & (ordered > 0)]
+        label = (labels or {}).get(trial_id, trial_id)
+        axes.semilogy(np.arange(1, shown.size + 1), shown, marker="o", markersize=3, label=label)
+    axes.set_xlabel("index i (sorted)")
+    axes.set_ylabel("σ_i / σ_1")
+    figure.suptitle(f"Class-mean singular values ({epoch_label})")
+    _legend(axes)
+    return _finish(figure, path)
+
+
+def plot_metric_history(
+    history: pd.DataFrame,
+    metric: str,
+    *,
+    title: str,
+    ylabel: str,
+    labels: Mapping[str, str] | None = None,
+    path: Path | str | None = None,
+) -> Figure:
+    """One metric against the epoch, one line per trial.
+
+    Args:
+        history: Long history table (`trial_id, epoch, metric, value`).
+        metric: The metric to draw.
+        title: The figure's title.
+        ylabel: The y-axis label.
+        labels: Trial id -> legend label; only these trials are drawn, in this order. All
+            trials that logged `metric`, labelled by id, when None.
+        path: Where to save the PNG.
+    """
+    rows = history[history["metric"] == metric]
+    series = {trial_id: group for trial_id, group in rows.groupby("trial_id", sort=False)}
+    chosen = dict(labels) if labels is not None else {trial_id: trial_id for trial_id in series}
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.add_subplot()
+    for trial_id, label in chosen.items():
+        if trial_id in series:
+            group = series[trial_id].sort_values("epoch")
+            axes.plot(group["epoch"], group["value"], marker="o", markersize=3, label=label)
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel(ylabel)
+    figure.suptitle(title)
+    _legend(axes)
+    return _finish(figure, path)
+
+
+def plot_unit_norm(
+    history: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    path: Path | str | None = None,
+) -> Figure:
+    """Figure 2: the unit-norm condition mean_c | ‖μ_c‖ − 1 | against the epoch."""
+    return plot_metric_history(
+        history, "unit_norm", title="Unit-norm condition", ylabel="mean_c | ‖μ_c‖ − 1 |",
+        labels=labels, path=path,
+    )  # fmt: skip
+
+
+def plot_zero_sum(
+    history: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    path: Path | str | None = None,
+) -> Figure:
+    """Figure 3: the zero-sum condition ‖mean_c μ_c‖ against the epoch."""
+    return plot_metric_history(
+        history, "zero_sum", title="Zero-sum condition", ylabel="‖mean_c μ_c‖",
+        labels=labels, path=path,
+    )  # fmt: skip
+
+
+def plot_equal_inner_product(
+    history: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    path: Path | str | None = None,
+) -> Figure:
+    """Figure 4: the equal-inner-product condition, mean |cos(μ_c, μ_c′) + 1/(C−1)|."""
+    return plot_metric_history(
+        history, "equal_inner_mean", title="Equal-inner-product condition",
+        ylabel="mean_{c≠c′} |cos(μ_c, μ_c′) + 1/(C−1)|", labels=labels, path=path,
+    )  # fmt: skip
+
+
+def plot_within_class(
+    history: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    path: Path | str | None = None,
+) -> Figure:
+    """Figure 5: the within-class variation mean_c mean_i ‖z_i − μ_c‖ against the epoch."""
+    return plot_metric_history(
+        history, "within_class", title="Within-class variation",
+        ylabel="mean_c mean_i ‖z_i − μ_c‖", labels=labels, path=path,
+    )  # fmt: skip
+
+
+def plot_ncm_accuracy(
+    history: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    path: Path | str | None = None,
+) -> Figure:
+    """Figure 6: nearest-class-mean accuracy on the test set against the epoch."""
+    return plot_metric_history(
+        history, "ncm_accuracy_test", title="Nearest-class-mean test accuracy",
+        ylabel="NCM accuracy (test)", labels=labels, path=path,
+    )  # fmt: skip
+
+
+def _members(trials: pd.DataFrame, category: Mapping[str, Any]) -> pd.DataFrame:
+    """The trials of one category (a missing category value matches missing cells)."""
+    mask = pd.Series(True, index=trials.index)
+    for column, value in category.items():
+        mask &= trials[column].eq(value) | (trials[column].isna() & pd.isna(value))
+    return trials[mask]
+
+
+def _category_title(category: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in category.items()) or "all trials"
+
+
+def _draw_points(axes: Axes, trials: pd.DataFrame, x: str, y: str) -> None:
+    """Trials as points coloured by regime; those without a final regime as grey crosses."""
+    placed = trials[np.isfinite(trials[x].astype(float)) & np.isfinite(trials[y].astype(float))]
+    for regime in sorted(REGIME_COLORS, key=REGIME_CODES.__getitem__):
+        members = placed[placed["regime"] == regime]
+        if len(members):
+            axes.scatter(
+                members[x], members[y], color=REGIME_COLORS[regime], label=regime,
+                edgecolor="white", zorder=3,
+            )  # fmt: skip
+    unplaced = placed[placed["regime"].isna()]
+    if len(unplaced):
+        axes.scatter(
+            unplaced[x], unplaced[y], color="tab:gray", marker="x", label=NO_REGIME_LABEL,
+            zorder=3,
+        )  # fmt: skip
+
+
+def _draw_boundary(axes: Axes, boundary: PhaseBoundary) -> None:
+    """The estimated boundary, its band, and the reason when there is none."""
+    estimate = boundary.level_set
+    if estimate is not None and estimate.band.any():
+        axes.contourf(
+            estimate.ticks[0], estimate.ticks[1], estimate.band.astype(float),
+            levels=[0.5, 1.5], colors=[BOUNDARY_COLOR], alpha=0.2,
+        )  # fmt: skip
+    for number, line in enumerate(boundary.contour):
+        label = f"{boundary.quantity} = {boundary.level:g}" if number == 0 else None
+        axes.plot(line[:, 0], line[:, 1], color=BOUNDARY_COLOR, linewidth=2, label=label)
+    if not boundary.ok:
+        axes.text(
+            0.5, 0.02, boundary.reason, transform=axes.transAxes, ha="center", va="bottom",
+            fontsize="small", wrap=True,
+        )  # fmt: skip
+
+
+def _normalization_panels(trials: pd.DataFrame) -> list[dict[str, Any]]:
+    if "normalization" not in trials:
+        return [{}]
+    values = trials["normalization"].drop_duplicates().sort_values()
+    return [{"normalization": value} for value in values]
+
+
+def plot_phase_diagram(
+    trials: pd.DataFrame,
+    boundaries: Sequence[PhaseBoundary],
+    *,
+    x: str = "loss.beta",
+    y: str = "loss.tau",
+    path: Path | str | None = None,
+) -> Figure:
+    """Figure 7: trials coloured by regime with the estimated boundary and band.
+
+    One panel per boundary category (e.g. per normalization). Without boundaries (none could
+    be estimated), one panel per normalization with the points only.
+
+    Args:
+        trials: The trial table (needs `x`, `y`, `regime` and the category columns).
+        boundaries: Output of `analysis.boundary.estimate_phase_boundary` (or
+            `estimate_level_set`) on the same axes.
+        x: Column of the horizontal axis.
+        y: Column of the vertical axis.
+        path: Where to save the PNG.
+    """
+    panels: list[tuple[dict[str, Any], PhaseBoundary | None]] = [
+        (boundary.category, boundary) for boundary in boundaries
+    ] or [(category, None) for category in _normalization_panels(trials)]
+    figure = Figure(figsize=(4.2 * len(panels) + 0.5, 4.2), layout="constrained")
+    for axes, (category, boundary) in zip(
+        figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True
+    ):
+        _draw_points(axes, _members(trials, category), x, y)
+        if boundary is not None:
+            _draw_boundary(axes, boundary)
+        axes.set_title(_category_title(category), fontsize="medium")
+        axes.set_xlabel(x)
+        axes.set_ylabel(y)
+        _legend(axes)
+    figure.suptitle("Phase diagram")
+    return _finish(figure, path)

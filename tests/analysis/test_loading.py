@@ -1,0 +1,173 @@
+"""Loading a real smoke study (one failed trial) from an MLflow server and its SQLite store."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from smoke_study import SmokeStudy
+from study_checks import LOGGED_METRICS
+
+from analysis.loading import (
+    StudyData,
+    load_singular_values,
+    load_study_data,
+    parse_param,
+    study_tracking_uri,
+    typed_params,
+)
+from hcl_study.errors import UserError
+from hcl_study.tracking import (
+    BULK_HISTORY_MAX_POINTS,
+    REGIMES,
+    metric_histories,
+    metric_history,
+)
+
+
+@pytest.fixture(scope="module")
+def study(smoke_study: SmokeStudy) -> StudyData:
+    return load_study_data(smoke_study.tracking_uri, smoke_study.name)
+
+
+def test_every_trial_has_a_row_and_the_failed_one_is_labelled(
+    study: StudyData, smoke_study: SmokeStudy
+) -> None:
+    trials = study.trials
+    assert len(trials) == smoke_study.num_trials
+    assert Counter(trials["status"]) == {"finished": smoke_study.num_trials - 1, "failed": 1}
+    failed = trials[trials["status"] == "failed"].iloc[0]
+    assert failed["mlflow_status"] == "FAILED"
+    assert pd.isna(failed["regime"]), "a failed trial has no final regime"
+    assert failed["last_regime"] in REGIMES
+    assert failed["epochs_logged"] == smoke_study.fault_epoch
+    finished = trials[trials["status"] == "finished"]
+    assert set(finished["regime"]) <= {"NC", "partial", "DC"}
+    assert (finished["regime"] == finished["last_regime"]).all()
+    assert (finished["epochs_logged"] == smoke_study.epochs).all()
+    assert trials["trial_id"].is_unique and trials["run_id"].is_unique
+
+
+def test_params_and_metrics_are_typed(study: StudyData) -> None:
+    trials = study.trials
+    assert trials["loss.beta"].dtype == np.float64
+    assert trials["optimizer.lr"].dtype == np.float64
+    assert trials["epochs"].dtype == np.int64 and (trials["epochs"] == 3).all()
+    assert trials["data.num_classes"].dtype == np.int64
+    assert trials["loss.self_positive"].dtype == bool
+    assert pd.api.types.is_string_dtype(trials["normalization"])
+    assert set(trials["normalization"]) <= {"none", "ball", "sphere"}
+    assert trials["model.feature_dim"].isna().all(), "'None' is read as missing"
+    assert {"loss.beta", "normalization", "epochs"} <= set(study.param_columns)
+    for metric in LOGGED_METRICS:
+        assert trials[metric].dtype == np.float64, metric
+        assert trials[metric].notna().all(), metric
+
+
+def test_history_has_every_logged_epoch(study: StudyData, smoke_study: SmokeStudy) -> None:
+    history = study.history
+    assert list(history.columns) == ["trial_id", "epoch", "metric", "value"]
+    assert set(LOGGED_METRICS) <= set(history["metric"])
+    statuses = dict(zip(study.trials["trial_id"], study.trials["status"], strict=True))
+    epochs = history.groupby(["trial_id", "metric"])["epoch"].apply(list)
+    for (trial_id, metric), logged in epochs.items():
+        expected = smoke_study.fault_epoch if statuses[trial_id] == "failed" else smoke_study.epochs
+        assert logged == list(range(expected)), (trial_id, metric)
+
+
+def test_bulk_history_matches_per_metric_reads(study: StudyData, smoke_study: SmokeStudy) -> None:
+    trial = study.trials.iloc[-1]
+    rows = study.history[
+        (study.history["trial_id"] == trial["trial_id"]) & (study.history["metric"] == "loss")
+    ]
+    expected = metric_history(smoke_study.tracking_uri, trial["run_id"], "loss")
+    assert list(zip(rows["epoch"], rows["value"], strict=True)) == expected
+
+
+def test_server_and_sqlite_store_give_the_same_tables(
+    study: StudyData, smoke_study: SmokeStudy
+) -> None:
+    direct = load_study_data(smoke_study.sqlite_uri, smoke_study.name)
+    pd.testing.assert_frame_equal(direct.trials, study.trials)
+    pd.testing.assert_frame_equal(direct.history, study.history)
+
+
+def test_singular_values_from_both_artifacts_agree(
+    study: StudyData, smoke_study: SmokeStudy
+) -> None:
+    from_spectrum = load_singular_values(smoke_study.tracking_uri, study.trials)
+    from_means = load_singular_values(smoke_study.tracking_uri, study.trials, source="class_means")
+    finished = study.trials.loc[study.trials["status"] == "finished", "trial_id"]
+    assert list(from_spectrum) == list(finished), "the failed trial has no artifacts"
+    for trial_id, values in from_spectrum.items():
+        assert values.shape == (9,)  # min(d, C - 1) with d = C - 1 = 9
+        assert values[0] == pytest.approx(1.0)
+        np.testing.assert_allclose(values, from_means[trial_id], rtol=1e-3, atol=1e-5)
+    first_epoch = load_singular_values(smoke_study.tracking_uri, study.trials, epoch=0)
+    assert not np.allclose(first_epoch[finished.iloc[0]], from_spectrum[finished.iloc[0]])
+
+
+def test_unknown_study_names_the_study_and_the_uri(smoke_study: SmokeStudy, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=f"'no-such-study'.*{smoke_study.tracking_uri}"):
+        load_study_data(smoke_study.tracking_uri, "no-such-study")
+    missing = tmp_path / "mlflow.db"
+    with pytest.raises(UserError, match="no-such-study"):
+        load_study_data(f"sqlite:///{missing}", "no-such-study")
+    assert not missing.exists(), "reading must not create a store"
+
+
+def test_study_tracking_uri_prefers_study_json(smoke_study: SmokeStudy, tmp_path: Path) -> None:
+    studies = smoke_study.root / "studies"
+    assert study_tracking_uri(smoke_study.name, studies) == smoke_study.tracking_uri
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "mlflow.db").touch()
+    local = study_tracking_uri("local", tmp_path)
+    assert local == f"sqlite:///{(tmp_path / 'local' / 'mlflow.db').resolve()}"
+    with pytest.raises(UserError, match="'absent'.*sqlite:///"):
+        study_tracking_uri("absent", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("None", None), ("True", True), ("False", False), ("3", 3), ("0.5", 0.5),
+     ("1e-3", 1e-3), ("sphere", "sphere")],
+)  # fmt: skip
+def test_parse_param(text: str, value: object) -> None:
+    parsed = parse_param(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_typed_params_with_missing_values() -> None:
+    table = typed_params(
+        [
+            {"a": "1", "b": "True", "c": "0.5", "d": "x", "e": "None"},
+            {"a": "None", "b": "None", "c": "2", "d": "None", "e": "None"},
+        ]
+    )
+    assert str(table["a"].dtype) == "Int64" and table["a"].isna().tolist() == [False, True]
+    assert str(table["b"].dtype) == "boolean"
+    assert table["c"].dtype == np.float64 and table["c"].tolist() == [0.5, 2.0]
+    assert table["d"].iloc[0] == "x" and pd.isna(table["d"].iloc[1])
+    assert table["e"].dtype == np.float64 and table["e"].isna().all()
+
+
+def test_bulk_history_reads_past_the_servers_sampling_cap(mlflow_server: Any) -> None:
+    client = MlflowClient(mlflow_server.uri)
+    experiment_id = client.create_experiment("long-history")
+    run_id = client.create_run(experiment_id).info.run_id
+    steps = BULK_HISTORY_MAX_POINTS + 100
+    metrics = [Metric("m", float(step), 0, step) for step in range(steps)]
+    for start in range(0, steps, 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    client.log_batch(run_id, metrics=[Metric("short", 1.0, 0, 0)])
+    points = metric_histories(mlflow_server.uri, {run_id: ["m", "short"]})
+    assert [(key, step, value) for _, key, step, value in points] == [
+        *(("m", step, float(step)) for step in range(steps)),
+        ("short", 0, 1.0),
+    ]

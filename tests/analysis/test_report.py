@@ -1,0 +1,78 @@
+"""`hcl-study analyze`: the HTML report of the smoke study, written and logged to MLflow."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from smoke_study import SmokeStudy
+
+from analysis.report import ARTIFACT_PATH, BOUNDARY_FILE, REPORT_FILE, TRIALS_FILE
+from hcl_study.errors import EXIT_USER_ERROR
+from hcl_study.tracking import load_study
+
+CLI = str(Path(sys.executable).with_name("hcl-study"))
+FIGURE_TITLES = (
+    "Class-mean singular values (final epoch)",
+    "Unit-norm condition",
+    "Zero-sum condition",
+    "Equal-inner-product condition",
+    "Within-class variation",
+    "Nearest-class-mean test accuracy",
+    "Phase diagram",
+)
+
+
+def _analyze(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, "analyze", *arguments], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_analyze_writes_the_report_and_logs_it(smoke_study: SmokeStudy, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    completed = _analyze(
+        smoke_study.name, "--tracking-uri", smoke_study.tracking_uri, "--out", str(out),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert f"Report: {(out / REPORT_FILE).resolve()}" in completed.stdout
+
+    page = (out / REPORT_FILE).read_text(encoding="utf-8")
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,[A-Za-z0-9+/=]+">', page)
+    assert images == list(FIGURE_TITLES), "every figure, embedded"
+    assert "too few trials" in page, "the boundary's status and reason"
+    assert len(list(out.glob("fig*.png"))) == len(FIGURE_TITLES)
+    trials = pd.read_csv(out / TRIALS_FILE)
+    assert len(trials) == smoke_study.num_trials
+    assert sorted(trials["status"]) == ["failed"] + ["finished"] * (smoke_study.num_trials - 1)
+    boundary = json.loads((out / BOUNDARY_FILE).read_text())
+    assert {b["status"] for b in boundary["boundaries"]} == {"too_few_trials"}
+
+    parent = load_study(smoke_study.tracking_uri, smoke_study.name).run_id
+    logged = MlflowClient(smoke_study.tracking_uri).list_artifacts(parent, ARTIFACT_PATH)
+    expected = {REPORT_FILE, TRIALS_FILE, BOUNDARY_FILE, *(p.name for p in out.glob("fig*.png"))}
+    assert {Path(artifact.path).name for artifact in logged} == expected
+
+
+def test_analyze_of_an_unknown_local_study_exits_2(smoke_study: SmokeStudy) -> None:
+    """Without --tracking-uri, a study with no folder under studies/ names the default store."""
+    completed = _analyze("no-such-study", cwd=smoke_study.root)
+    assert completed.returncode == EXIT_USER_ERROR
+    assert "'no-such-study'" in completed.stderr and "sqlite:///" in completed.stderr
+    assert not (smoke_study.root / "studies" / "no-such-study").exists()
+
+
+def test_analyze_of_an_unknown_study_exits_2(smoke_study: SmokeStudy, tmp_path: Path) -> None:
+    completed = _analyze(
+        "no-such-study", "--tracking-uri", smoke_study.tracking_uri, "--out", str(tmp_path),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert completed.returncode == EXIT_USER_ERROR
+    assert "'no-such-study'" in completed.stderr and smoke_study.tracking_uri in completed.stderr
+    assert not list(tmp_path.iterdir()), "nothing is written"

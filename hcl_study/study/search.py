@@ -48,10 +48,30 @@ def build_search_algorithm(spec: StudySpec) -> Searcher | BasicVariantGenerator:
         )
         return ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent)
     if search.algorithm == "boundary":
-        from hcl_study.study.boundary_spec import boundary_searcher
-
         return ConcurrencyLimiter(boundary_searcher(spec), max_concurrent=search.max_concurrent)
     return BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent)
+
+
+def boundary_searcher(spec: StudySpec) -> Searcher:
+    """The level-set searcher: uniform/loguniform entries are axes, choices categories."""
+    from hcl_study.levelset import Axis
+    from hcl_study.study.boundary_search import BoundarySearcher
+
+    axes, categories = [], {}
+    for path, entry in spec.space.items():
+        if entry.kind == "choice":
+            categories[path] = list(entry.choice or [])
+            continue
+        low, high = entry.values_of(entry.kind)
+        axes.append(Axis(path, low, high, log=entry.kind == "loguniform", offset=entry.offset))
+    return BoundarySearcher(
+        axes,
+        metric=spec.search.order_parameter or "",
+        threshold=spec.search.threshold or 0.0,
+        categories=categories,
+        initial_design=spec.search.initial_design,
+        seed=spec.search.seed,
+    )
 
 
 def build_scheduler(spec: StudySpec) -> TrialScheduler:

@@ -1,0 +1,273 @@
+"""Benchmark: trials needed to map a phase boundary, boundary search vs grid, random and TPE.
+
+Oracle (benchmarks/oracles.py): an order parameter over (log(β + 1), τ) with a curved, not
+axis-aligned level set at 0.5, observed with noise sd 0.03. Every method's estimate of the
+region {order parameter > 0.5} comes from the SAME surrogate, the GP regression of
+`hcl_study.levelset` fitted on that method's points, so only the point placement differs.
+
+Methods (each run for BUDGET trials, error evaluated every EVAL_EVERY trials):
+- boundary: `BoundarySearcher` (tIMSE acquisition), one trial at a time;
+- boundary_x4: the same with batches of 4 proposals (pending points fantasized);
+- straddle: `BoundarySearcher(acquisition="straddle")`, the classic baseline acquisition;
+- grid: k×k cell-centred grids, k = 2..10; its error at n trials is the error of the GP
+  fitted on the largest grid with at most n points;
+- random: uniform points in the unit square;
+- tpe: Optuna's seeded TPESampler minimizing |order parameter − 0.5|.
+
+Figure of merit: trials needed until the symmetric-difference area between estimated and
+true regions is <= 5 % of the (unit-coordinate) domain and stays so up to the budget.
+Targets: boundary <= 1/3 of grid and <= 1/2 of TPE; boundary_x4 <= 1.3 × boundary (medians).
+The same count at the stricter levels 2 % and 1 % is reported alongside (no targets).
+
+Run: .venv/bin/python benchmarks/bench_boundary_search.py [--quick] [--oracle wavy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import optuna
+from oracles import ORACLES, PhaseOracle
+from threadpoolctl import threadpool_limits
+
+from hcl_study.levelset import (
+    fit_gp_regression,
+    symmetric_difference_fraction,
+    to_unit,
+    unit_grid,
+)
+from hcl_study.study.boundary_search import BoundarySearcher
+
+BUDGET = 100
+EVAL_EVERY = 2
+TARGET_ERROR = 0.05
+ERROR_LEVELS = (TARGET_ERROR, 0.02, 0.01)
+RESOLUTION = 100
+GRID_SIZES = tuple(range(2, 11))  # k of the k×k grids
+METHODS = ("boundary", "boundary_x4", "straddle", "grid", "random", "tpe")
+RESULTS_DIR = Path(__file__).parent / "results"
+DEFAULT_ORACLE = "curved"  # results/boundary_search.{json,png}; others get an _<oracle> suffix
+
+Curve = dict[int, float]  # trials -> region error
+
+
+class Scorer:
+    """The shared surrogate: GP regression on a method's points, region error vs the truth.
+
+    Hyperparameters are warm-started from the previous evaluation of the same run, with a
+    fresh start from the default kernel as well; the better marginal likelihood wins.
+    """
+
+    def __init__(self, oracle: PhaseOracle) -> None:
+        self.oracle = oracle
+        self.truth = oracle.true_region(RESOLUTION).ravel()  # (R*R,)
+        self.grid = unit_grid(2, RESOLUTION)[1]  # (R*R, 2)
+        self.kernel = None
+
+    def error(self, unit_x: np.ndarray, y: np.ndarray) -> float:
+        """Symmetric-difference area fraction of the GP-estimated region."""
+        fits = [fit_gp_regression(unit_x, y, n_restarts=0)]
+        if self.kernel is not None:
+            fits.append(fit_gp_regression(unit_x, y, n_restarts=0, kernel=self.kernel))
+        gp = max(fits, key=lambda fit: fit.model.log_marginal_likelihood_value_)
+        self.kernel = gp.kernel
+        mean, _ = gp.predict(self.grid)  # (R*R,)
+        return symmetric_difference_fraction(mean > self.oracle.threshold, self.truth)
+
+
+def run_searcher(
+    oracle: PhaseOracle, seed: int, *, batch: int = 1, acquisition: str = "timse"
+) -> Curve:
+    """BoundarySearcher through its Tune interface (suggest / on_trial_complete)."""
+    rng = np.random.default_rng([seed, batch, len(acquisition)])
+    searcher = BoundarySearcher(
+        list(oracle.axes), "order", oracle.threshold, seed=seed, acquisition=acquisition
+    )
+    scorer, curve = Scorer(oracle), {}
+    points, values = [], []
+    while len(values) < BUDGET:
+        ids = [f"t{len(values) + i}" for i in range(min(batch, BUDGET - len(values)))]
+        configs = [searcher.suggest(trial_id) for trial_id in ids]
+        for trial_id, config in zip(ids, configs, strict=True):
+            unit = to_unit(oracle.axes, [[config[axis.name] for axis in oracle.axes]])  # (1, 2)
+            value = float(oracle.observe(unit, rng)[0])
+            searcher.on_trial_complete(trial_id, {"order": value})
+            points.append(unit[0])
+            values.append(value)
+            if len(values) % EVAL_EVERY == 0 and len(values) >= 4:
+                curve[len(values)] = scorer.error(np.array(points), np.array(values))
+    return curve
+
+
+def run_points(
+    oracle: PhaseOracle, seed: int, next_point: Callable[[list, list], np.ndarray]
+) -> Curve:
+    """A sequential method given as next_point(points, values) -> unit point (2,)."""
+    rng = np.random.default_rng([seed, 7])
+    scorer, curve = Scorer(oracle), {}
+    points, values = [], []
+    while len(values) < BUDGET:
+        unit = next_point(points, values)  # (2,)
+        points.append(unit)
+        values.append(float(oracle.observe(unit[None, :], rng)[0]))
+        if len(values) % EVAL_EVERY == 0 and len(values) >= 4:
+            curve[len(values)] = scorer.error(np.array(points), np.array(values))
+    return curve
+
+
+def run_random(oracle: PhaseOracle, seed: int) -> Curve:
+    """Uniform random points."""
+    rng = np.random.default_rng([seed, 11])
+    return run_points(oracle, seed, lambda points, values: rng.random(2))
+
+
+def run_tpe(oracle: PhaseOracle, seed: int) -> Curve:
+    """Optuna TPE (seeded) minimizing |order parameter − threshold|, in unit coordinates."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    asked: list[optuna.trial.Trial] = []
+
+    def next_point(points: list, values: list) -> np.ndarray:
+        if asked:
+            study.tell(asked.pop(), abs(values[-1] - oracle.threshold))
+        trial = study.ask()
+        asked.append(trial)
+        return np.array([trial.suggest_float(axis.name, 0.0, 1.0) for axis in oracle.axes])
+
+    return run_points(oracle, seed, next_point)
+
+
+def run_grid(oracle: PhaseOracle, seed: int) -> Curve:
+    """k×k cell-centred grids; error at n = that of the largest grid with <= n points."""
+    rng = np.random.default_rng([seed, 13])
+    scorer, by_size = Scorer(oracle), {}
+    for k in GRID_SIZES:
+        ticks = (np.arange(k) + 0.5) / k  # (k,)
+        points = np.array([(x, y) for y in ticks for x in ticks])  # (k*k, 2)
+        by_size[k * k] = scorer.error(points, oracle.observe(points, rng))
+    curve = {}
+    for n in range(4, BUDGET + 1, EVAL_EVERY):
+        fitting = [size for size in by_size if size <= n]
+        curve[n] = by_size[max(fitting)]
+    return curve
+
+
+def trials_needed(curve: Curve, level: float) -> float:
+    """Fewest trials after which the error stays <= level (inf if never)."""
+    needed = math.inf
+    for n in sorted(curve, reverse=True):
+        if curve[n] > level:
+            break
+        needed = n
+    return needed
+
+
+def run_seed(oracle_name: str, seed: int) -> dict[str, Curve]:
+    """All methods on one seed (single-threaded BLAS, so two seeds can run side by side)."""
+    oracle = ORACLES[oracle_name]
+    with threadpool_limits(1):
+        return {
+            "boundary": run_searcher(oracle, seed),
+            "boundary_x4": run_searcher(oracle, seed, batch=4),
+            "straddle": run_searcher(oracle, seed, acquisition="straddle"),
+            "grid": run_grid(oracle, seed),
+            "random": run_random(oracle, seed),
+            "tpe": run_tpe(oracle, seed),
+        }
+
+
+def plot(curves: list[dict[str, Curve]], path: Path, title: str) -> None:
+    """Error vs trials, median and IQR band over seeds, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for method in METHODS:
+        trials = sorted(curves[0][method])
+        errors = np.array([[run[method][n] for n in trials] for run in curves])  # (S, T)
+        low, median, high = np.percentile(errors, [25, 50, 75], axis=0)
+        axis.plot(trials, median, label=method)
+        axis.fill_between(trials, low, high, alpha=0.2)
+    axis.axhline(TARGET_ERROR, color="black", linestyle="--", linewidth=1, label="5 % target")
+    axis.set(xlabel="trials", ylabel="symmetric-difference area (fraction)", yscale="log")
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    """Run every method on every seed, print the medians, write JSON and the plot."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
+    parser.add_argument("--oracle", choices=sorted(ORACLES), default=DEFAULT_ORACLE)
+    parser.add_argument("--jobs", type=int, default=2, help="seeds run in parallel")
+    args = parser.parse_args()
+    seeds = list(range(3 if args.quick else 10))
+
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        curves = list(pool.map(run_seed, [args.oracle] * len(seeds), seeds))
+    runtime = time.perf_counter() - start
+
+    needed = {
+        level: {method: [trials_needed(run[method], level) for run in curves] for method in METHODS}
+        for level in ERROR_LEVELS
+    }
+    median = {
+        level: {method: float(np.median(counts)) for method, counts in by_method.items()}
+        for level, by_method in needed.items()
+    }
+    primary = median[TARGET_ERROR]
+    targets = {
+        "boundary <= grid / 3": primary["boundary"] <= primary["grid"] / 3,
+        "boundary <= tpe / 2": primary["boundary"] <= primary["tpe"] / 2,
+        "boundary_x4 <= 1.3 * boundary": primary["boundary_x4"] <= 1.3 * primary["boundary"],
+    }
+    print(f"oracle {args.oracle}, {len(seeds)} seeds, budget {BUDGET}, {runtime:.0f} s")
+    for level in ERROR_LEVELS:
+        print(f"trials until region error <= {level:.0%} and stays there (- = not within budget):")
+        for method in METHODS:
+            shown = ["-" if math.isinf(c) else f"{c:.0f}" for c in needed[level][method]]
+            print(
+                f"  {method:12s} median {median[level][method]:6.1f}   per seed: {' '.join(shown)}"
+            )
+    for name, met in targets.items():
+        print(f"target at {TARGET_ERROR:.0%}: {name}: {'met' if met else 'MISSED'}")
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stem = "boundary_search" + ("" if args.oracle == DEFAULT_ORACLE else f"_{args.oracle}")
+    plot(curves, RESULTS_DIR / f"{stem}.png", f"oracle '{args.oracle}', {len(seeds)} seeds")
+    result = {
+        "oracle": args.oracle,
+        "seeds": seeds,
+        "budget": BUDGET,
+        "target_error": TARGET_ERROR,
+        "grid_evaluation": "GP fitted on the largest k x k cell-centred grid with <= n points",
+        "trials_needed": {
+            str(level): {m: [None if math.isinf(c) else c for c in v] for m, v in by.items()}
+            for level, by in needed.items()
+        },
+        "median_trials": {
+            str(level): {m: None if math.isinf(v) else v for m, v in by.items()}
+            for level, by in median.items()
+        },
+        "targets": targets,
+        "targets_met": all(targets.values()),
+        "runtime_s": runtime,
+    }
+    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""A Ray Tune searcher that spends trials where an order parameter crosses a threshold.
+
+Instead of optimizing a metric, `BoundarySearcher` maps the level set {metric = threshold}
+(e.g. erank_ratio = 0.9, the NC / DC phase boundary) with few trials:
+
+1. a seeded Latin-hypercube initial design per category combination;
+2. a GP regression surrogate of the reported metric (`hcl_study.levelset`);
+3. proposals that maximize the tIMSE level-set acquisition over Sobol candidates;
+4. pending trials fantasized at the posterior mean (kriging believer), so that concurrent
+   proposals (Tune's `max_concurrent_trials` / `ConcurrencyLimiter`) spread out.
+
+The searcher enforces the concurrency limit itself (`set_max_concurrency`) rather than
+leaving it to `ConcurrencyLimiter`, because the limiter drops the completions of trials
+it no longer tracks, such as errored trials resumed by `Tuner.restore`.
+
+Categorical axes are a product: each combination (e.g. each normalization) gets its own
+design and surrogate, and combinations take turns (the one with the fewest trials goes next).
+
+Failed points: a trial that errors, or whose final metric is missing or non-finite (a
+diverged run), is recorded as failed. It is left out of the GP (its value is unknown, not
+an extreme), and no later proposal comes within `failure_radius` of it, so a diverging spot
+is not re-probed. An errored trial that Tune later resumes (`Tuner.restore(...,
+resume_errored=True)`) and completes counts as a normal result. Trials Tune removes before
+they run are forgotten.
+
+The searcher reads only the final result of each trial, so it needs full-length trials:
+do not combine it with early-stopping schedulers such as ASHA.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ray.tune.search import Searcher
+
+from hcl_study.levelset import (
+    Acquisition,
+    Axis,
+    GPRegression,
+    LevelSet,
+    fit_gp_regression,
+    from_unit,
+    gp_level_set,
+    latin_hypercube,
+    propose,
+    space_filling_point,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Cell:
+    """Everything known about one category combination, in unit coordinates."""
+
+    design: np.ndarray  # (initial_design, d)
+    observed_x: list[np.ndarray] = field(default_factory=list)  # each (d,)
+    observed_y: list[float] = field(default_factory=list)
+    gp: GPRegression | None = None  # fitted on observed_x / observed_y
+    full_fit_count: int = 0  # observations at the last fit with optimizer restarts
+
+
+@dataclass(frozen=True)
+class CategoryEstimate:
+    """The current level-set estimate of one category combination.
+
+    Attributes:
+        category: The categorical values, e.g. {"normalization": "sphere"}.
+        n_completed: Trials that reported a finite metric.
+        n_failed: Trials that errored or diverged.
+        level_set: Contour and μ ± 1.96σ band on a grid; None with fewer than 2 finite
+            results or more than 2 continuous axes.
+    """
+
+    category: dict[str, Any]
+    n_completed: int
+    n_failed: int
+    level_set: LevelSet | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary, for logging at the end of a study."""
+        return {
+            "category": self.category,
+            "n_completed": self.n_completed,
+            "n_failed": self.n_failed,
+            "level_set": self.level_set.to_dict() if self.level_set is not None else None,
+        }
+
+
+def _derived_seed(*parts: int) -> int:
+    """A seed that depends only on `parts`, so a restored searcher draws the same numbers."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+class BoundarySearcher(Searcher):
+    """Tune searcher for the level set {metric = threshold} of a noisy order parameter.
+
+    `suggest` returns a flat config, e.g. {"loss.beta": 3.2, "loss.tau": 0.4,
+    "normalization": "sphere"} (plus `fixed`); the trainable merges the dotted keys.
+
+    Args:
+        axes: The continuous axes (log axes via `Axis(log=True, offset=...)`).
+        metric: The reported order parameter, e.g. "erank_ratio".
+        threshold: The level to map, e.g. 0.9.
+        categories: Categorical axes, name -> values; searched as a product.
+        initial_design: Latin-hypercube points per category combination before the GP.
+        mode: Accepted for Tune's validation; the acquisition does not use it.
+        seed: Seeds the designs, candidates and GP restarts.
+        fixed: Constant entries added to every config.
+        acquisition: "timse" (default) or "straddle" (the baseline).
+        n_candidates: Sobol candidates per proposal.
+        refit_every: Re-run the hyperparameter optimizer with random restarts after this
+            many new results; in between it is warm-started from the last fit.
+        n_restarts: Random restarts at those refits.
+        min_distance: No proposal within this unit distance of a known or pending point.
+        failure_radius: No proposal within this unit distance of a failed point.
+    """
+
+    def __init__(
+        self,
+        axes: Sequence[Axis],
+        metric: str,
+        threshold: float,
+        *,
+        categories: dict[str, Sequence[Any]] | None = None,
+        initial_design: int = 8,
+        mode: str = "max",
+        seed: int = 0,
+        fixed: dict[str, Any] | None = None,
+        acquisition: Acquisition = "timse",
+        n_candidates: int = 1024,
+        refit_every: int = 5,
+        n_restarts: int = 2,
+        min_distance: float = 0.005,
+        failure_radius: float = 0.05,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        categories = {name: list(values) for name, values in (categories or {}).items()}
+        fixed = dict(fixed or {})
+        names = [axis.name for axis in axes] + list(categories) + list(fixed)
+        if not axes:
+            raise ValueError("BoundarySearcher needs at least one continuous axis")
+        if len(set(names)) != len(names):
+            raise ValueError(f"axis, category and fixed names must be distinct, got {names}")
+        if any(not values for values in categories.values()):
+            raise ValueError("every categorical axis needs at least one value")
+        if initial_design < 2 or not np.isfinite(threshold):
+            raise ValueError("need initial_design >= 2 and a finite threshold")
+        if acquisition not in ("timse", "straddle"):
+            raise ValueError(f"acquisition must be 'timse' or 'straddle', got {acquisition!r}")
+        self.axes = tuple(axes)
+        self.threshold = float(threshold)
+        self.categories = categories
+        self.fixed = fixed
+        self.seed = seed
+        self.acquisition: Acquisition = acquisition
+        self.n_candidates = n_candidates
+        self.refit_every = refit_every
+        self.n_restarts = n_restarts
+        self.min_distance = min_distance
+        self.failure_radius = failure_radius
+        self._combinations = list(itertools.product(*categories.values()))  # [()] if none
+        self._cells = [
+            _Cell(design=latin_hypercube(len(self.axes), initial_design, seed=[seed, index]))
+            for index in range(len(self._combinations))
+        ]
+        self._pending: dict[str, tuple[int, np.ndarray]] = {}  # trial id -> (cell, (d,))
+        self._failed: dict[str, tuple[int, np.ndarray]] = {}  # trial id -> (cell, (d,))
+        self._max_concurrent: int | None = None
+
+    # ------------------------------------------------------------------ Tune interface
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Take over Tune's concurrency limit (see the module docstring for why)."""
+        self._max_concurrent = max_concurrent
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """Propose the next trial's flat config and remember it as pending.
+
+        Returns None (ask again later) while `max_concurrent` trials are pending.
+        """
+        if self._max_concurrent is not None and len(self._pending) >= self._max_concurrent:
+            return None
+        index = int(np.argmin([self._issued(i) for i in range(len(self._cells))]))
+        unit = self._next_point(index)  # (d,)
+        self._pending[trial_id] = (index, unit)
+        natural = from_unit(self.axes, unit)[0]  # (d,)
+        config = {axis.name: float(value) for axis, value in zip(self.axes, natural, strict=True)}
+        config.update(zip(self.categories, self._combinations[index], strict=True))
+        config.update(self.fixed)
+        return config
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        """Record the final metric of a trial (or mark its point failed)."""
+        entry = self._pending.pop(trial_id, None) or self._failed.pop(trial_id, None)
+        if entry is None:
+            logger.warning("BoundarySearcher: completion of unknown trial %s ignored", trial_id)
+            return
+        if not error and result is None:
+            return  # removed before it ran: nothing was learned
+        value = None if result is None else result.get(self.metric)
+        if error or value is None or not np.isfinite(value):
+            self._failed[trial_id] = entry
+            return
+        index, unit = entry
+        self._cells[index].observed_x.append(unit)
+        self._cells[index].observed_y.append(float(value))
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue the search identically (a deep copy)."""
+        return copy.deepcopy(self.__dict__)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a `get_state` result."""
+        self.__dict__.update(copy.deepcopy(state))
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the state to `checkpoint_path` (called by Tune at each experiment save)."""
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.get_state(), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a state written by `save` (called by `Tuner.restore`)."""
+        with open(checkpoint_path, "rb") as handle:
+            self.set_state(pickle.load(handle))
+
+    # ------------------------------------------------------------------ estimate
+
+    def estimate(self, resolution: int | None = None) -> list[CategoryEstimate]:
+        """The current level set per category combination, from the completed trials."""
+        estimates = []
+        for index, combination in enumerate(self._combinations):
+            cell = self._cells[index]
+            gp = self._surrogate(index)
+            drawable = gp is not None and len(self.axes) <= 2
+            estimates.append(
+                CategoryEstimate(
+                    category=dict(zip(self.categories, combination, strict=True)),
+                    n_completed=len(cell.observed_y),
+                    n_failed=len(self._failed_points(index)),
+                    level_set=(
+                        gp_level_set(gp, self.axes, self.threshold, resolution)
+                        if drawable
+                        else None
+                    ),
+                )
+            )
+        return estimates
+
+    # ------------------------------------------------------------------ internals
+
+    def _pending_points(self, index: int) -> list[np.ndarray]:
+        return [unit for cell, unit in self._pending.values() if cell == index]
+
+    def _failed_points(self, index: int) -> list[np.ndarray]:
+        return [unit for cell, unit in self._failed.values() if cell == index]
+
+    def _issued(self, index: int) -> int:
+        known = len(self._cells[index].observed_y) + len(self._failed_points(index))
+        return known + len(self._pending_points(index))
+
+    def _avoid(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        near = self._cells[index].observed_x + self._pending_points(index)
+        failed = self._failed_points(index)
+        points = np.array(near + failed).reshape(-1, len(self.axes))  # (k, d)
+        radius = np.concatenate(
+            [np.full(len(near), self.min_distance), np.full(len(failed), self.failure_radius)]
+        )  # (k,)
+        return points, radius
+
+    def _next_point(self, index: int) -> np.ndarray:
+        cell = self._cells[index]
+        avoid, radius = self._avoid(index)
+        step = self._issued(index)
+        if step < len(cell.design):
+            for candidate in cell.design:
+                if avoid.shape[0] == 0 or np.all(
+                    np.linalg.norm(avoid - candidate, axis=1) > radius
+                ):
+                    return candidate
+        gp = self._surrogate(index)
+        if gp is None:
+            return space_filling_point(len(self.axes), avoid, seed=[self.seed, index, step])
+        pending = self._pending_points(index)
+        believer = gp.fantasize(np.array(pending)) if pending else gp
+        return propose(
+            believer,
+            self.threshold,
+            avoid=avoid,
+            avoid_radius=radius,
+            acquisition=self.acquisition,
+            n_candidates=self.n_candidates,
+            seed=[self.seed, index, step],
+        )
+
+    def _surrogate(self, index: int) -> GPRegression | None:
+        """The GP on this cell's finite results, refitted only when new results arrived."""
+        cell = self._cells[index]
+        count = len(cell.observed_y)
+        if count < 2:
+            return None
+        if cell.gp is not None and cell.gp.train_x.shape[0] == count:
+            return cell.gp
+        full = cell.gp is None or count >= cell.full_fit_count + self.refit_every
+        cell.gp = fit_gp_regression(
+            np.array(cell.observed_x),
+            np.array(cell.observed_y),
+            seed=_derived_seed(self.seed, index, count),
+            n_restarts=self.n_restarts if full else 0,
+            kernel=None if cell.gp is None else cell.gp.kernel,
+        )
+        if full:
+            cell.full_fit_count = count
+        return cell.gp

@@ -1,0 +1,158 @@
+"""Phase-boundary estimation from trial tables with a known boundary.
+
+Truth: NC iff log(β + 1) < A + B·τ, with logistic label noise. In unit coordinates
+(u = log(β + 1) / log 51, v = (τ − 0.1) / 0.9) that is a straight line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.interpolate import RegularGridInterpolator
+
+from analysis.boundary import PhaseBoundary, estimate_level_set, estimate_phase_boundary
+from hcl_study.levelset import Axis, to_unit
+
+A, B = 1.0, 2.0
+LABEL_NOISE = 0.15  # logistic scale, log(β + 1) units
+LOG_RANGE = np.log(51.0)
+AXES = (Axis("loss.beta", 0.0, 50.0, log=True, offset=1.0), Axis("loss.tau", 0.1, 1.0))
+DOMAIN = {"x_range": (0.0, 50.0), "y_range": (0.1, 1.0)}
+FAST = {"n_restarts": 0, "resolution": 40}
+
+
+def trial_table(seed: int, n: int = 60, normalization: str = "sphere", shift: float = 0.0):
+    """Random trials over the domain, labelled NC / DC by the noisy true boundary."""
+    rng = np.random.default_rng(seed)
+    log_beta = rng.uniform(0.0, LOG_RANGE, n)  # (n,)
+    tau = rng.uniform(0.1, 1.0, n)  # (n,)
+    p_nc = 1.0 / (1.0 + np.exp(-(A + shift + B * tau - log_beta) / LABEL_NOISE))
+    nc = rng.random(n) < p_nc
+    return pd.DataFrame(
+        {
+            "loss.beta": np.expm1(log_beta),
+            "loss.tau": tau,
+            "normalization": normalization,
+            "regime": np.where(nc, "NC", "DC"),
+            "erank_ratio": 0.5
+            + 0.45 * np.tanh((A + shift + B * tau - log_beta) / 0.3)
+            + 0.02 * rng.normal(size=n),
+        }
+    )
+
+
+def distance_to_truth(natural: np.ndarray, shift: float = 0.0) -> np.ndarray:
+    """Unit-coordinate distance of natural points (m, 2) to the true line."""
+    unit = to_unit(AXES, natural)  # (m, 2)
+    # LOG_RANGE·u − 0.9·B·v − (A + shift + 0.1·B) = 0
+    normal = np.array([LOG_RANGE, -0.9 * B])
+    return np.abs(unit @ normal - (A + shift + 0.1 * B)) / np.linalg.norm(normal)
+
+
+def true_line_unit(count: int = 50) -> np.ndarray:
+    """Points (count, 2) on the true boundary, unit coordinates."""
+    tau = np.linspace(0.1, 1.0, count)
+    return to_unit(AXES, np.column_stack([np.expm1(A + B * tau), tau]))
+
+
+def band_covers_truth(boundary: PhaseBoundary) -> float:
+    """Fraction of the true line where lower <= 0.5 <= upper."""
+    estimate = boundary.level_set
+    ticks = np.linspace(0.0, 1.0, estimate.field.shape[0])
+    at_line = true_line_unit()[:, ::-1]  # (m, 2) as (v, u) for (row, column) grids
+    lower = RegularGridInterpolator((ticks, ticks), estimate.lower)(at_line)
+    upper = RegularGridInterpolator((ticks, ticks), estimate.upper)(at_line)
+    return float(np.mean((lower <= 0.5) & (upper >= 0.5)))
+
+
+def test_contour_recovers_the_true_boundary() -> None:
+    [boundary] = estimate_phase_boundary(trial_table(seed=0), **DOMAIN, **FAST)
+    assert boundary.ok and boundary.reason == ""
+    assert boundary.category == {"normalization": "sphere"}
+    assert np.mean(distance_to_truth(np.vstack(boundary.contour))) < 0.1
+    assert len(boundary.points) == 60
+
+
+def test_band_contains_the_truth_for_most_seeds() -> None:
+    covered, band_areas = 0, []
+    for seed in range(10):
+        [boundary] = estimate_phase_boundary(
+            trial_table(seed=100 + seed, n=40 + 4 * seed), **DOMAIN, **FAST
+        )
+        covered += band_covers_truth(boundary) >= 0.9
+        band_areas.append(boundary.level_set.band.mean())
+    assert covered >= 7
+    assert np.median(band_areas) < 0.4  # a strip around the boundary, not the whole domain
+
+
+def test_single_regime_is_reported_instead_of_a_boundary() -> None:
+    table = trial_table(seed=1, n=20).assign(regime="NC")
+    [boundary] = estimate_phase_boundary(table, **DOMAIN, **FAST)
+    assert boundary.status == "single_regime"
+    assert boundary.reason == "single regime (all NC)"
+    assert boundary.contour == [] and boundary.level_set is None
+
+
+def test_no_nc_lists_the_regimes_found() -> None:
+    table = trial_table(seed=1, n=10).assign(regime=["DC"] * 7 + ["diverged"] * 3)
+    [boundary] = estimate_phase_boundary(table, **DOMAIN, **FAST)
+    assert boundary.reason == "single regime (no NC: 7 DC, 3 diverged)"
+
+
+def test_too_few_trials_is_reported() -> None:
+    [boundary] = estimate_phase_boundary(trial_table(seed=2, n=5), **DOMAIN, **FAST)
+    assert boundary.status == "too_few_trials"
+    assert boundary.reason == "too few trials (5 < 8)"
+
+
+def test_diverged_trials_count_as_not_nc_and_missing_regimes_are_dropped() -> None:
+    table = trial_table(seed=3, n=30)
+    table.loc[table.index[:4], "regime"] = "diverged"
+    table.loc[table.index[4], "regime"] = None
+    [boundary] = estimate_phase_boundary(table, **DOMAIN, **FAST)
+    points = boundary.points
+    assert len(points) == 29
+    assert not points.loc[points["regime"] == "diverged", "nc"].any()
+
+
+def test_each_normalization_gets_its_own_boundary() -> None:
+    table = pd.concat(
+        [
+            trial_table(seed=4, normalization="sphere"),
+            trial_table(seed=5, normalization="none", shift=1.0),
+            trial_table(seed=6, n=4, normalization="ball"),
+        ]
+    )
+    by_norm = {b.category["normalization"]: b for b in estimate_phase_boundary(table, **FAST)}
+    assert set(by_norm) == {"sphere", "none", "ball"}
+    assert by_norm["ball"].status == "too_few_trials"
+    sphere = np.vstack(by_norm["sphere"].contour)
+    shifted = np.vstack(by_norm["none"].contour)
+    assert np.mean(distance_to_truth(sphere)) < 0.1
+    assert np.mean(distance_to_truth(shifted, shift=1.0)) < 0.1
+    assert np.mean(distance_to_truth(shifted)) > 0.15  # the shift is resolved
+
+
+def test_missing_by_column_is_an_error() -> None:
+    with pytest.raises(KeyError, match="loss.name"):
+        estimate_phase_boundary(trial_table(seed=0), by=["loss.name"], **FAST)
+
+
+def test_level_set_of_the_order_parameter_follows_the_truth() -> None:
+    table = trial_table(seed=7, n=60)
+    table.loc[table.index[:3], "erank_ratio"] = np.nan  # diverged: kept, not modelled
+    [boundary] = estimate_level_set(table, "erank_ratio", 0.5, **DOMAIN, **FAST)
+    assert boundary.ok and boundary.quantity == "erank_ratio"
+    assert np.mean(distance_to_truth(np.vstack(boundary.contour))) < 0.05
+    assert len(boundary.points) == 60
+    estimate = boundary.level_set
+    assert np.all(estimate.lower <= estimate.field) and np.all(estimate.field <= estimate.upper)
+    assert estimate.lower_contour and estimate.upper_contour
+
+
+def test_level_set_reports_one_sided_data() -> None:
+    table = trial_table(seed=8, n=30)
+    [boundary] = estimate_level_set(table, "erank_ratio", 2.0, **DOMAIN, **FAST)
+    assert boundary.status == "single_regime"
+    assert boundary.reason == "single regime (all erank_ratio <= 2)"

@@ -1,0 +1,227 @@
+"""BoundarySearcher: bounds and scales, no duplicates, state round trips, concurrency, Tune."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hcl_study.levelset import Axis, to_unit
+from hcl_study.study.boundary_search import BoundarySearcher
+
+BETA = Axis("loss.beta", 0.0, 50.0, log=True, offset=1.0)
+TAU = Axis("loss.tau", 0.1, 1.0)
+LR = Axis("lr", 1e-4, 1e-1, log=True)
+LR_CROSSING = 10**-2.3  # where the 1-D oracle crosses 0.5
+
+
+def phase_2d(config: dict[str, Any]) -> float:
+    """A smooth order parameter, about 1 at small β and 0 past log(β + 1) = 1 + 2τ."""
+    return 1.0 / (
+        1.0 + math.exp((math.log1p(config["loss.beta"]) - 1.0 - 2.0 * config["loss.tau"]) / 0.2)
+    )
+
+
+def phase_1d(config: dict[str, Any]) -> float:
+    """Noiseless, monotone in log lr, crossing 0.5 at lr = 10**-2.3."""
+    return 1.0 / (1.0 + math.exp(-(math.log10(config["lr"]) + 2.3) / 0.2))
+
+
+def run(searcher: BoundarySearcher, oracle, trials: int, start: int = 0) -> list[dict[str, Any]]:
+    """Sequential suggest / complete, as Tune does with one trial at a time."""
+    configs = []
+    for number in range(start, start + trials):
+        config = searcher.suggest(f"t{number}")
+        searcher.on_trial_complete(f"t{number}", {"erank_ratio": oracle(config)})
+        configs.append(config)
+    return configs
+
+
+def unit_points(configs: list[dict[str, Any]], axes: list[Axis]) -> np.ndarray:
+    return to_unit(axes, [[config[axis.name] for axis in axes] for config in configs])
+
+
+def min_pairwise_distance(points: np.ndarray) -> float:
+    distance = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2)
+    return float(distance[np.triu_indices(len(points), k=1)].min())
+
+
+def test_configs_respect_bounds_log_scale_categories_and_fixed_values() -> None:
+    searcher = BoundarySearcher(
+        [BETA, TAU],
+        "erank_ratio",
+        0.5,
+        categories={"normalization": ["none", "sphere"]},
+        fixed={"loss.name": "hcl"},
+        initial_design=8,
+    )
+    configs = run(searcher, phase_2d, 20)
+    assert all(0.0 <= c["loss.beta"] <= 50.0 and 0.1 <= c["loss.tau"] <= 1.0 for c in configs)
+    assert all(c["loss.name"] == "hcl" for c in configs)
+    assert Counter(c["normalization"] for c in configs) == {"none": 10, "sphere": 10}
+    # The initial design is a Latin hypercube in log(β + 1): one point per eighth.
+    design = [c for c in configs if c["normalization"] == "none"][:8]
+    strata = np.floor(BETA.to_unit([c["loss.beta"] for c in design]) * 8)
+    assert sorted(strata) == list(range(8))
+
+
+def test_no_duplicate_proposals_on_a_noisy_oracle() -> None:
+    rng = np.random.default_rng(0)
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, seed=1)
+    configs = run(searcher, lambda c: phase_2d(c) + 0.05 * rng.normal(), 24)
+    assert min_pairwise_distance(unit_points(configs, [BETA, TAU])) > searcher.min_distance
+
+
+def test_save_and_restore_continue_identically(tmp_path: Path) -> None:
+    def make() -> BoundarySearcher:
+        return BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, seed=3)
+
+    original = make()
+    run(original, phase_2d, 12)
+    original.suggest("pending")  # in flight while the experiment is saved
+    original.save(str(tmp_path / "searcher.pkl"))
+
+    restored = make()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    for searcher in (original, restored):
+        searcher.on_trial_complete("pending", {"erank_ratio": 0.4})
+    assert restored.suggest("next") == original.suggest("next")
+    assert restored.estimate()[0].n_completed == 13
+
+
+def test_noiseless_1d_oracle_is_bracketed_within_2_percent_in_12_trials() -> None:
+    searcher = BoundarySearcher([LR], "erank_ratio", 0.5, initial_design=6)
+    configs = run(searcher, phase_1d, 12)
+    unit = unit_points(configs, [LR])[:, 0]  # (12,)
+    crossing = LR.to_unit(LR_CROSSING)
+    below, above = unit[unit < crossing].max(), unit[unit > crossing].min()
+    assert above - below <= 0.02
+    [estimate] = searcher.estimate()
+    [[[found]]] = estimate.level_set.contour
+    assert abs(LR.to_unit(found) - crossing) < 0.01
+
+
+def test_pending_trials_are_fantasized_so_concurrent_proposals_spread() -> None:
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, initial_design=8, seed=2)
+    run(searcher, phase_2d, 12)
+    batch = [searcher.suggest(f"p{i}") for i in range(4)]
+    points = unit_points(batch, [BETA, TAU])
+    assert len({tuple(p) for p in points}) == 4
+    assert min_pairwise_distance(points) > 0.05
+
+
+def test_searcher_enforces_the_concurrency_limit_itself() -> None:
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5)
+    assert searcher.set_max_concurrency(2)  # so Tune's ConcurrencyLimiter stands aside
+    assert searcher.suggest("a") is not None and searcher.suggest("b") is not None
+    assert searcher.suggest("c") is None
+    searcher.on_trial_complete("a", {"erank_ratio": 0.3})
+    assert searcher.suggest("c") is not None
+
+
+def test_failed_trials_stay_out_of_the_model_and_their_spot_is_avoided() -> None:
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, initial_design=4)
+    first = searcher.suggest("diverged")
+    searcher.on_trial_complete("diverged", {"erank_ratio": float("nan")})
+    searcher.suggest("errored")
+    searcher.on_trial_complete("errored", error=True)
+    searcher.suggest("cancelled")
+    searcher.on_trial_complete("cancelled")  # removed before it ran: forgotten
+    configs = run(searcher, phase_2d, 12)
+    [estimate] = searcher.estimate()
+    assert (estimate.n_completed, estimate.n_failed) == (12, 2)
+    failed = unit_points([first], [BETA, TAU])
+    later = unit_points(configs, [BETA, TAU])
+    assert np.linalg.norm(later - failed, axis=1).min() > searcher.failure_radius
+
+
+def test_resumed_errored_trial_counts_as_a_result() -> None:
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5)
+    searcher.suggest("flaky")
+    searcher.on_trial_complete("flaky", error=True)
+    searcher.on_trial_complete("flaky", {"erank_ratio": 0.7})
+    [estimate] = searcher.estimate()
+    assert (estimate.n_completed, estimate.n_failed) == (1, 0)
+
+
+def test_estimate_gives_one_level_set_per_category() -> None:
+    searcher = BoundarySearcher(
+        [BETA, TAU], "erank_ratio", 0.5, categories={"normalization": ["ball", "sphere"]}
+    )
+    run(searcher, phase_2d, 32)
+    estimates = searcher.estimate(resolution=40)
+    assert [e.category for e in estimates] == [
+        {"normalization": "ball"},
+        {"normalization": "sphere"},
+    ]
+    for estimate in estimates:
+        assert estimate.n_completed == 16
+        line = np.vstack(estimate.level_set.contour)  # natural (β, τ)
+        assert np.all(np.abs(np.log1p(line[:, 0]) - 1.0 - 2.0 * line[:, 1]) < 0.3)
+        assert estimate.to_dict()["level_set"]["contour"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"axes": []},
+        {"categories": {"loss.beta": ["a"]}},
+        {"categories": {"normalization": []}},
+        {"initial_design": 1},
+        {"acquisition": "ei"},
+    ],
+)
+def test_invalid_settings_are_refused(kwargs: dict[str, Any]) -> None:
+    settings = {"axes": [BETA, TAU], "metric": "erank_ratio", "threshold": 0.5} | kwargs
+    with pytest.raises(ValueError):
+        BoundarySearcher(**settings)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_tuner_restore_resumes_errored_trials_with_the_searcher_state(
+    ray_session, tmp_path: Path
+) -> None:
+    from ray import tune
+
+    flag = tmp_path / "fail-upper-half"
+    flag.touch()
+
+    def trainable(config: dict[str, Any]) -> None:
+        if Path(config["flag"]).exists() and config["lr"] > 10**-2.5:
+            raise RuntimeError("simulated crash")
+        tune.report(
+            {"erank_ratio": 1.0 / (1.0 + math.exp(-(math.log10(config["lr"]) + 2.3) / 0.2))}
+        )
+
+    searcher = BoundarySearcher(
+        [LR], "erank_ratio", 0.5, initial_design=4, fixed={"flag": str(flag)}
+    )
+    tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=6, max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="bs", verbose=0),
+    ).fit()
+    experiment = tmp_path / "bs"
+    first = BoundarySearcher([LR], "erank_ratio", 0.5)
+    first.restore_from_dir(str(experiment))
+    [before] = first.estimate()
+    assert before.n_failed > 0 and before.n_completed + before.n_failed == 6
+
+    flag.unlink()
+    results = tune.Tuner.restore(str(experiment), trainable, resume_errored=True).fit()
+    assert not results.errors
+    after_restore = BoundarySearcher([LR], "erank_ratio", 0.5)
+    after_restore.restore_from_dir(str(experiment))
+    [after] = after_restore.estimate()
+    assert (after.n_completed, after.n_failed) == (6, 0)

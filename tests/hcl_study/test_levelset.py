@@ -1,0 +1,150 @@
+"""The shared level-set surrogate: coordinates, contours, areas, GP fits and acquisition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hcl_study.levelset import (
+    Axis,
+    bootstrap_probability,
+    contour_lines,
+    fit_gp_regression,
+    fit_probability,
+    from_unit,
+    gp_level_set,
+    propose,
+    symmetric_difference_fraction,
+    to_unit,
+    unit_grid,
+)
+
+BETA = Axis("loss.beta", 0.0, 50.0, log=True, offset=1.0)
+TAU = Axis("loss.tau", 0.1, 1.0)
+
+
+def test_log_axis_with_offset_maps_bounds_and_midpoint() -> None:
+    unit = BETA.to_unit([0.0, 50.0, np.sqrt(51.0) - 1.0])
+    np.testing.assert_allclose(unit, [0.0, 1.0, 0.5], atol=1e-12)
+
+
+def test_unit_natural_round_trip_on_mixed_axes() -> None:
+    rng = np.random.default_rng(0)
+    natural = np.column_stack([rng.uniform(0, 50, 20), rng.uniform(0.1, 1.0, 20)])  # (20, 2)
+    unit = to_unit([BETA, TAU], natural)
+    assert np.all((unit >= 0) & (unit <= 1))
+    np.testing.assert_allclose(from_unit([BETA, TAU], unit), natural, rtol=1e-10, atol=1e-12)
+
+
+def test_linear_axis_is_affine() -> None:
+    np.testing.assert_allclose(TAU.to_unit([0.1, 0.55, 1.0]), [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "log", "offset"), [(1.0, 1.0, False, 0.0), (0.0, 5.0, True, 0.0)]
+)
+def test_invalid_axes_are_refused(low: float, high: float, log: bool, offset: float) -> None:
+    with pytest.raises(ValueError):
+        Axis("a", low, high, log=log, offset=offset)
+
+
+def test_contour_of_a_circle_lies_on_the_circle() -> None:
+    axes = [Axis("x", -1.0, 1.0), Axis("y", -1.0, 1.0)]
+    ticks, points = unit_grid(2, 101)
+    natural = from_unit(axes, points)  # (k*k, 2)
+    field = np.sum(natural**2, axis=1).reshape(101, 101)
+    [line] = contour_lines(axes, field, 0.6**2)
+    radius = np.linalg.norm(line, axis=1)
+    assert np.max(np.abs(radius - 0.6)) < 0.005
+    assert len(line) > 50  # a closed curve, not a fragment
+    np.testing.assert_allclose(line[0], line[-1], atol=1e-9)
+
+
+def test_contour_in_one_dimension_gives_the_crossing_points() -> None:
+    axis = Axis("x", 0.0, 2.0)
+    natural = from_unit([axis], unit_grid(1, 201)[1])[:, 0]  # (201,)
+    crossings = contour_lines([axis], (natural - 0.7) * (natural - 1.5), 0.0)
+    np.testing.assert_allclose(np.concatenate(crossings).ravel(), [0.7, 1.5], atol=1e-3)
+
+
+def test_symmetric_difference_of_two_half_planes() -> None:
+    _, points = unit_grid(2, 200)
+    left_half = (points[:, 0] < 0.5).reshape(200, 200)
+    left_quarter = (points[:, 0] < 0.25).reshape(200, 200)
+    assert symmetric_difference_fraction(left_half, left_quarter) == pytest.approx(0.25, abs=0.01)
+    assert symmetric_difference_fraction(left_half, left_half) == 0.0
+
+
+def test_gp_level_set_recovers_a_noisy_linear_boundary() -> None:
+    rng = np.random.default_rng(1)
+    unit = rng.random((80, 2))  # (80, 2)
+    values = unit[:, 0] + 0.5 * unit[:, 1] + 0.02 * rng.normal(size=80)
+    gp = fit_gp_regression(unit, values, seed=0)
+    estimate = gp_level_set(gp, [Axis("x", 0, 1), Axis("y", 0, 1)], 0.75, resolution=60)
+    line = np.vstack(estimate.contour)
+    assert np.max(np.abs(line[:, 0] + 0.5 * line[:, 1] - 0.75)) < 0.05
+    assert estimate.band.mean() < 0.2  # the band is a strip around the line, not everything
+    assert np.all(estimate.lower <= estimate.field) and np.all(estimate.field <= estimate.upper)
+
+
+def test_fantasized_pending_point_shrinks_variance_but_not_the_mean() -> None:
+    rng = np.random.default_rng(2)
+    unit = rng.random((12, 2))
+    gp = fit_gp_regression(unit, np.sin(3 * unit[:, 0]) + unit[:, 1], seed=0)
+    pending = np.array([[0.5, 0.5]])
+    mean, std = gp.predict(pending)
+    believed_mean, believed_std = gp.fantasize(pending).predict(pending)
+    np.testing.assert_allclose(believed_mean, mean, atol=1e-6)
+    assert believed_std[0] < 0.5 * std[0]
+
+
+@pytest.mark.parametrize("acquisition", ["timse", "straddle"])
+def test_proposal_lands_near_the_level_and_away_from_known_points(acquisition: str) -> None:
+    unit = np.array([[0.1, 0.5], [0.3, 0.2], [0.6, 0.8], [0.9, 0.4], [0.5, 0.5], [0.2, 0.9]])
+    gp = fit_gp_regression(unit, unit[:, 0], seed=0)  # level 0.45 is the line x = 0.45
+    point = propose(
+        gp,
+        0.45,
+        avoid=unit,
+        avoid_radius=np.full(len(unit), 0.05),
+        acquisition=acquisition,
+        seed=0,
+    )
+    assert abs(point[0] - 0.45) < 0.15
+    assert np.min(np.linalg.norm(unit - point, axis=1)) > 0.05
+
+
+def test_probability_model_separates_the_labels() -> None:
+    rng = np.random.default_rng(3)
+    unit = rng.random((40, 2))
+    labels = unit[:, 0] < 0.5
+    model = fit_probability(unit, labels, seed=0, n_restarts=0)
+    probability = model.predict_proba([[0.1, 0.5], [0.9, 0.5]])
+    assert probability[0] > 0.7 and probability[1] < 0.3
+
+
+@pytest.mark.parametrize("method", ["gp", "logistic"])
+def test_probability_band_is_wide_at_the_boundary_and_narrow_away_from_it(method: str) -> None:
+    rng = np.random.default_rng(4)
+    unit = rng.random((60, 2))
+    labels = (unit[:, 0] < 0.5) ^ (rng.random(60) < 0.1)  # 10 % of labels flipped
+    model = fit_probability(unit, labels, method=method, seed=0, n_restarts=0)
+    assert model.method == method
+    lower, upper = model.band([[0.05, 0.5], [0.5, 0.5], [0.95, 0.5]], n_bootstrap=40)
+    assert lower[1] < 0.5 < upper[1]
+    assert lower[0] > 0.5 and upper[2] < 0.5
+
+
+def test_bootstrap_keeps_both_labels_in_every_resample() -> None:
+    rng = np.random.default_rng(5)
+    unit = rng.random((30, 2))
+    labels = unit[:, 0] < 0.2  # few positives: a plain bootstrap would lose them sometimes
+    model = fit_probability(unit, labels, seed=0, n_restarts=0)
+    draws = bootstrap_probability(model, [[0.05, 0.5], [0.9, 0.5]], n_bootstrap=25, seed=1)
+    assert draws.shape == (25, 2)
+    assert np.all(draws[:, 0] > draws[:, 1])
+
+
+def test_probability_model_needs_both_labels() -> None:
+    with pytest.raises(ValueError, match="both labels"):
+        fit_probability(np.random.default_rng(0).random((10, 2)), np.ones(10, dtype=bool))

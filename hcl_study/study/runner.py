@@ -22,6 +22,7 @@ from hcl_study.study.spec import StudySpec, parse_study_spec
 
 STUDY_FILE = "study.json"
 SPEC_FILE = "spec.yaml"
+BOUNDARY_FILE = "boundary_search.json"
 STUDIES_DIR = "studies"
 
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -192,7 +193,10 @@ def run_study(
 
     from ray import tune
 
-    raw = with_overrides(read_yaml_file(spec_path), overrides or {})
+    try:
+        raw = with_overrides(read_yaml_file(spec_path), overrides or {})
+    except ValueError as error:  # e.g. --set name.x=1: `name` is a value, not a section
+        raise UserError(f"--set: {error}") from None
     spec = parse_study_spec(raw, source=f"study spec {spec_path}")
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
     existing = Path(location.study_dir, STUDY_FILE)
@@ -315,10 +319,25 @@ def _fit(spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: 
     finally:
         ray.shutdown()
     study_run.close_dangling_trials(status="KILLED")
+    if spec.search.algorithm == "boundary":
+        study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_FILE)
     summary = summarize(spec, location, grid)
     study_run.set_tags({f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()})
     study_run.finish("FINISHED")
     return summary
+
+
+def boundary_estimate(spec: StudySpec, location: StudyLocation) -> dict[str, Any]:
+    """The boundary searcher's final level set, read back from Tune's saved searcher state."""
+    from hcl_study.study.search import boundary_searcher
+
+    searcher = boundary_searcher(spec)
+    searcher.restore_from_dir(location.experiment_path)
+    return {
+        "order_parameter": spec.search.order_parameter,
+        "threshold": spec.search.threshold,
+        "estimates": [estimate.to_dict() for estimate in searcher.estimate()],
+    }
 
 
 def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySummary:

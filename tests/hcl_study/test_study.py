@@ -130,3 +130,32 @@ def test_multi_node_cluster_on_loopback(mlflow_server: Any, tmp_path: Path, monk
     finally:
         cluster.shutdown()
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_boundary_search_study_logs_its_estimate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(
+        tmp_path,
+        name="boundary",
+        space={"loss.beta": {"loguniform": [0, 30], "offset": 1}, "loss.tau": {"uniform": [0.2, 1.0]}},
+        search={
+            "algorithm": "boundary",
+            "num_samples": 6,
+            "max_concurrent": 2,
+            "order_parameter": "erank_ratio",
+            "threshold": 0.8,
+            "initial_design": 4,
+        },
+    )
+    summary = run_study(spec)
+    _, children = study_runs(summary.tracking_uri, "boundary")
+    assert len(children) == 6
+    betas = [float(run.data.params["loss.beta"]) for run in children]
+    taus = [float(run.data.params["loss.tau"]) for run in children]
+    assert all(0 <= b <= 30 for b in betas) and all(0.2 <= t <= 1.0 for t in taus)
+    assert len(set(zip(betas, taus, strict=True))) == 6, "no duplicate proposals"
+    client = MlflowClient(summary.tracking_uri)
+    local = client.download_artifacts(summary.parent_run_id, "boundary_search.json", str(tmp_path))
+    estimate = yaml.safe_load(Path(local).read_text())
+    assert estimate["order_parameter"] == "erank_ratio" and estimate["threshold"] == 0.8
+    assert sum(cell["n_completed"] + cell["n_failed"] for cell in estimate["estimates"]) == 6

@@ -77,9 +77,12 @@ def train(
     train_config = _load_train_config(config, set_ or [])
     trainer = Trainer(train_config)
     outputs = RunOutputs(out)
-    if resume and (out / CHECKPOINT_FILE).exists():
+    checkpoint = out / CHECKPOINT_FILE
+    if resume and checkpoint.exists():
         trainer.restore(out)
         console.print(f"Resuming {out} at epoch {trainer.epoch}.")
+    else:
+        checkpoint.unlink(missing_ok=True)  # a fresh run must never resume an older one
     outputs.truncate(trainer.epoch)
     (out / "config.yaml").write_text(_dump_yaml(train_config.model_dump(mode="json")))
 
@@ -171,7 +174,7 @@ def study(
     """Run a hyperparameter study: Ray Tune trials, every one logged to MLflow."""
     from hcl_study.study.runner import run_study
 
-    overrides = dict(parse_assignment(text) for text in set_ or [])
+    overrides = dict(_parse_set(text) for text in set_ or [])
     summary = run_study(spec, address=address, tracking_uri=tracking_uri, storage=storage, overrides=overrides)
     _print_study_summary(summary)
 
@@ -186,6 +189,16 @@ def resume(
     from hcl_study.study.runner import resume_study
 
     _print_study_summary(resume_study(name_or_path, address=address))
+
+
+def _parse_set(text: str) -> tuple[str, Any]:
+    """One `--set key.path=value` of a study, a malformed one as a `UserError`."""
+    import yaml
+
+    try:
+        return parse_assignment(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise UserError(f"--set {text}: {error}") from None
 
 
 def _print_study_summary(summary: Any) -> None:
@@ -233,6 +246,72 @@ def analyze(
 
     uri = tracking_uri or study_tracking_uri(study)
     report = write_report(uri, study, out or Path(STUDIES_DIR, study, "report"))
+    console.print(f"Report: {report.path.resolve()}", markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"Logged under {ARTIFACT_PATH}/ on the parent run {report.parent_run_id} of {study}.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@user_errors_exit_2
+def reproduce(
+    study: Annotated[
+        str,
+        typer.Argument(
+            help="Study name (its MLflow experiment), or a study spec (YAML) to run first, "
+            "e.g. search_spaces/paper_claims_cpu.yaml."
+        ),
+    ],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI; default: studies/STUDY/study.json's, else "
+            "studies/STUDY/mlflow.db (for a spec: the spec's, else studies/NAME/mlflow.db)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder; default: studies/STUDY/claims.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="With a spec: the Ray cluster to join; default: local Ray.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="With a spec: Tune storage path (shared folder or s3:// URI)."),
+    ] = None,
+) -> None:
+    """Test the paper's claims on a study: figures, phase diagram, claims table with verdicts."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import json
+
+    from rich.table import Table
+
+    from analysis.claims import ARTIFACT_PATH, CLAIMS_FILE, write_claims_report
+    from analysis.loading import study_tracking_uri
+    from hcl_study.study.runner import STUDIES_DIR
+
+    spec_path = Path(study)
+    if spec_path.suffix in (".yaml", ".yml") and spec_path.is_file():
+        from hcl_study.study.runner import run_study
+
+        summary = run_study(spec_path, address=address, tracking_uri=tracking_uri, storage=storage)
+        _print_study_summary(summary)
+        study, uri = summary.name, summary.tracking_uri
+    else:
+        uri = tracking_uri or study_tracking_uri(study)
+    report = write_claims_report(uri, study, out or Path(STUDIES_DIR, study, "claims"))
+    claims = json.loads((report.path.parent / CLAIMS_FILE).read_text())["claims"]
+    table = Table(title=f"Paper claims on {study}", show_lines=True)
+    for column in ("claim", "verdict", "reason"):
+        table.add_column(column, overflow="fold")
+    for claim in claims:
+        table.add_row(str(claim["number"]), claim["verdict"], escape(claim["reason"]))
+    console.print(table)
     console.print(f"Report: {report.path.resolve()}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"Logged under {ARTIFACT_PATH}/ on the parent run {report.parent_run_id} of {study}.",

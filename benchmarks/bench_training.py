@@ -1,0 +1,246 @@
+"""Benchmark: the training loop on configs/latent_class.yaml (C = 50, N = 5,000, batch 512).
+
+Measures, on one machine in one run:
+
+- training throughput: training samples per second of train-only time (9 full batches);
+- the share of epoch time spent on the per-epoch evaluation (embedding the train and test
+  sets in eval mode, then the geometry metrics and NCM accuracy), target <= 10 %: train-only
+  and evaluation times of the same epochs side by side, evaluation split into the forward
+  passes (`embed`) and the rest; also the share of train time spent on the logged
+  loss_hard / loss_plain pair;
+- one epoch of this loop against a port of the reference training step (the per-anchor loop
+  loss of benchmarks/reference_port.py) on the same model, data and optimizer. The port is
+  timed on a few steps (all 9 of an epoch without --quick) and extrapolated to an epoch.
+
+Prints a table and writes benchmarks/results/training.json.
+
+Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--output PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from reference_port import reference_contrastive_loss
+
+from hcl_study.config import TrainConfig, read_yaml_file, with_overrides
+from hcl_study.train import Trainer
+from hcl_study.train.evaluation import embed, evaluate_geometry
+
+CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "latent_class.yaml"
+RESULTS_PATH = Path(__file__).parent / "results" / "training.json"
+EVALUATION_SHARE_TARGET = 0.10
+T = TypeVar("T")
+
+
+def timed(device: torch.device, work: Callable[[], T]) -> tuple[float, T]:
+    """Wall seconds of `work()` including the device's queued kernels, and its result."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    result = work()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, result
+
+
+def make_trainer(device: str, **overrides: Any) -> Trainer:
+    """A fresh trainer of configs/latent_class.yaml with dotted-path overrides."""
+    raw = with_overrides(read_yaml_file(CONFIG_PATH), {"device": device, **overrides})
+    return Trainer(TrainConfig.model_validate(raw))
+
+
+def evaluate(trainer: Trainer) -> None:
+    """The per-epoch evaluation `Trainer.run_epoch` performs after training."""
+    evaluate_geometry(
+        trainer.model,
+        trainer.data.train_eval,
+        trainer.data.test,
+        num_classes=trainer.num_classes,
+        device=trainer.device,
+        batch_size=trainer.config.eval_batch_size,
+        autocast=trainer._autocast,
+    )
+
+
+def embed_both(trainer: Trainer) -> None:
+    """The forward passes of the evaluation alone (train and test sets, eval mode)."""
+    for dataset in (trainer.data.train_eval, trainer.data.test):
+        embed(
+            trainer.model,
+            dataset,
+            device=trainer.device,
+            batch_size=trainer.config.eval_batch_size,
+            autocast=trainer._autocast,
+        )
+
+
+def skip_loss_pair(trainer: Trainer) -> Callable[[], dict[str, float]]:
+    """`_train_one_epoch` without the logged exact hard / plain losses (timing only)."""
+
+    def train_only() -> dict[str, float]:
+        trainer._loss_pair = lambda z, y, loss: (0.0, 0.0)  # type: ignore[method-assign]
+        try:
+            return trainer._train_one_epoch()
+        finally:
+            del trainer._loss_pair
+
+    return train_only
+
+
+def loop_epochs(trainer: Trainer, epochs: int) -> dict[str, list[float]]:
+    """Per epoch: train, train without the loss-pair log, evaluation, its forward passes."""
+    device = trainer.device
+    columns: dict[str, list[float]] = {
+        "train_s": [],
+        "train_without_loss_pair_s": [],
+        "evaluation_s": [],
+        "evaluation_embed_s": [],
+    }
+    for _ in range(epochs):
+        columns["train_s"].append(timed(device, trainer._train_one_epoch)[0])
+        columns["evaluation_s"].append(timed(device, lambda: evaluate(trainer))[0])
+        columns["evaluation_embed_s"].append(timed(device, lambda: embed_both(trainer))[0])
+        columns["train_without_loss_pair_s"].append(timed(device, skip_loss_pair(trainer))[0])
+    return columns
+
+
+def reference_steps(trainer: Trainer, steps: int) -> list[float]:
+    """Seconds of `steps` reference training steps: forward, loop-port loss, backward, step."""
+    cfg = trainer.config.loss
+    rng = np.random.default_rng(0)
+    trainer.model.train()
+    seconds = []
+    batches = trainer._train_batches()
+    for _ in range(steps):
+        x, y = next(batches)
+
+        def step(x: torch.Tensor = x, y: torch.Tensor = y) -> None:
+            z = trainer.model(x)  # (B, d)
+            loss = reference_contrastive_loss(
+                z,
+                y,
+                loss=cfg.name,
+                beta=cfg.beta,
+                tau=cfg.tau,
+                num_negatives=cfg.num_negatives,
+                negative_scale=cfg.negative_scale,
+                rng=rng,
+            )
+            trainer.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            trainer.optimizer.step()
+
+        seconds.append(timed(trainer.device, step)[0])
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and reference steps")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
+    args = parser.parse_args()
+    epochs, ref_steps = (2, 2) if args.quick else (5, None)
+
+    trainers = {
+        estimator: make_trainer(args.device, **{"loss.estimator": estimator})
+        for estimator in ("reweight", "sample")
+    }
+    for trainer in trainers.values():
+        trainer.run_epoch()  # warm-up: allocator, BLAS threads, kernels
+    columns = {name: loop_epochs(trainer, epochs) for name, trainer in trainers.items()}
+    full_epochs = [
+        timed(trainers["reweight"].device, trainers["reweight"].run_epoch)[0] for _ in range(epochs)
+    ]
+
+    reference = make_trainer(args.device)
+    steps_per_epoch = len(reference.data.train) // reference.config.batch_size
+    batch = reference.config.batch_size
+    reference_steps(reference, 1)  # warm-up
+    reference_seconds = reference_steps(reference, ref_steps or steps_per_epoch)
+    reference_epoch = statistics.median(reference_seconds) * steps_per_epoch
+
+    rows = {}
+    for name, column in columns.items():
+        median = {key: statistics.median(values) for key, values in column.items()}
+        epoch = median["train_s"] + median["evaluation_s"]
+        rows[name] = {
+            **median,
+            "epoch_s": epoch,
+            "samples_per_s": steps_per_epoch * batch / median["train_s"],
+            "evaluation_share": median["evaluation_s"] / epoch,
+            "evaluation_embed_share_of_evaluation": median["evaluation_embed_s"]
+            / median["evaluation_s"],
+            "loss_pair_share_of_train": 1 - median["train_without_loss_pair_s"] / median["train_s"],
+            "reference_over_train": reference_epoch / median["train_s"],
+            "reference_over_epoch": reference_epoch / epoch,
+            "per_epoch": column,
+        }
+
+    device = trainers["reweight"].device
+    config = trainers["reweight"].config
+    num_train = len(reference.data.train)
+    print(
+        f"{CONFIG_PATH.name}: C={config.num_classes} d={config.feature_dim} N={num_train} "
+        f"batch={batch} ({steps_per_epoch} steps/epoch) beta={config.loss.beta} device={device} "
+        f"threads={torch.get_num_threads()}; medians over {epochs} epochs"
+    )
+    print(
+        f"{'estimator':<10}{'train s':>9}{'eval s':>9}{'embed s':>9}{'eval %':>8}{'pair %':>8}"
+        f"{'samples/s':>11}{'ref/train':>11}{'ref/epoch':>11}"
+    )
+    for name, row in rows.items():
+        print(
+            f"{name:<10}{row['train_s']:>9.3f}{row['evaluation_s']:>9.3f}"
+            f"{row['evaluation_embed_s']:>9.3f}{100 * row['evaluation_share']:>7.1f}%"
+            f"{100 * row['loss_pair_share_of_train']:>7.1f}%{row['samples_per_s']:>11.0f}"
+            f"{row['reference_over_train']:>10.1f}x{row['reference_over_epoch']:>10.1f}x"
+        )
+    print(
+        f"run_epoch (reweight, as logged): median {statistics.median(full_epochs):.3f} s; "
+        f"reference loop-port step: median {statistics.median(reference_seconds):.3f} s over "
+        f"{len(reference_seconds)} steps -> {reference_epoch:.2f} s per {steps_per_epoch}-step "
+        "epoch (extrapolated)"
+    )
+    share = rows["reweight"]["evaluation_share"]
+    print(
+        f"evaluation share (reweight) {100 * share:.1f}% "
+        f"(target <= {100 * EVALUATION_SHARE_TARGET:.0f}%: {share <= EVALUATION_SHARE_TARGET})"
+    )
+
+    results = {
+        "config": str(CONFIG_PATH.relative_to(CONFIG_PATH.parents[1])),
+        "num_classes": config.num_classes,
+        "feature_dim": config.feature_dim,
+        "num_train": num_train,
+        "batch_size": batch,
+        "steps_per_epoch": steps_per_epoch,
+        "beta": config.loss.beta,
+        "device": str(device),
+        "torch_version": torch.__version__,
+        "num_threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "epochs_measured": epochs,
+        "estimators": rows,
+        "run_epoch_s": full_epochs,
+        "reference_step_s": reference_seconds,
+        "reference_epoch_s_extrapolated": reference_epoch,
+        "evaluation_share_target": EVALUATION_SHARE_TARGET,
+        "evaluation_share_target_met": share <= EVALUATION_SHARE_TARGET,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The training loop: determinism, exact resume, safe checkpoints, divergence, metrics, science."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from fake_datasets import write_fake_cifar
+from threadpoolctl import threadpool_info
+from torch.utils.data import TensorDataset
+
+from hcl_study.config import TrainConfig, read_yaml_file, with_overrides
+from hcl_study.geometry import METRIC_KEYS, REGIME_CODES, GeometryAccumulator
+from hcl_study.train import CHECKPOINT_FILE, DIVERGED, EpochResult, Trainer, train
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING_KEYS = (
+    "loss",
+    "loss_hard",
+    "loss_plain",
+    "ncm_accuracy_test",
+    "regime_code",
+    "epoch_seconds",
+)
+
+
+def small_config(**overrides: Any) -> TrainConfig:
+    """A tiny latent-class run (5 classes, 200 samples, batches of 50) on the CPU."""
+    base: dict[str, Any] = {
+        "data": {
+            "name": "latent_class",
+            "num_classes": 5,
+            "input_dim": 8,
+            "num_train": 200,
+            "num_test": 50,
+        },
+        "model": {"width": 32, "head_hidden": 32},
+        "loss": {"beta": 2.0, "num_negatives": 16},
+        "batch_size": 50,
+        "epochs": 3,
+        "device": "cpu",
+    }
+    return TrainConfig.model_validate(with_overrides(base, overrides))
+
+
+def comparable(result: EpochResult) -> dict[str, Any]:
+    """Everything an epoch produced except its wall-clock time."""
+    metrics = {key: value for key, value in result.metrics.items() if key != "epoch_seconds"}
+    return {"epoch": result.epoch, "regime": result.regime, "metrics": metrics}
+
+
+def assert_same_run(left: list[EpochResult], right: list[EpochResult]) -> None:
+    """Exact equality of every metric, regime, class mean and spectrum entry of every epoch."""
+    assert [comparable(result) for result in left] == [comparable(result) for result in right]
+    for a, b in zip(left, right, strict=True):
+        assert np.array_equal(a.class_means, b.class_means)
+        assert np.array_equal(a.spectrum, b.spectrum)
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not() -> None:
+    first = train(small_config(seed=0))
+    second = train(small_config(seed=0))
+    other = train(small_config(seed=1))
+
+    assert len(first) == 3
+    assert_same_run(first, second)
+    assert [r.metrics["loss"] for r in other] != [r.metrics["loss"] for r in first]
+    assert not np.array_equal(other[-1].class_means, first[-1].class_means)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "optimizer"), [("reweight", "adam"), ("sample", "adam"), ("reweight", "sgd")]
+)
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(
+    tmp_path: Path, estimator: str, optimizer: str
+) -> None:
+    config = small_config(
+        epochs=4, **{"loss.estimator": estimator, "optimizer.name": optimizer, "optimizer.lr": 0.01}
+    )
+    uninterrupted = train(config)
+
+    first = Trainer(config)
+    head = [first.run_epoch() for _ in range(2)]
+    first.save(tmp_path)
+    # Scramble the global RNGs, so only what the checkpoint restores can match.
+    torch.manual_seed(12345)
+    np.random.seed(12345)
+    random.seed(12345)
+    resumed = Trainer(config)
+    resumed.restore(tmp_path)
+    assert resumed.epoch == 2
+    tail = train(config, trainer=resumed)
+
+    assert [r.epoch for r in tail] == [2, 3]
+    assert_same_run(uninterrupted, head + tail)
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_the_run_state(tmp_path: Path) -> None:
+    trainer = Trainer(small_config(**{"loss.estimator": "sample"}))
+    trainer.run_epoch()
+    path = trainer.save(tmp_path)
+
+    state = torch.load(path, weights_only=True)
+
+    assert path == tmp_path / CHECKPOINT_FILE
+    assert {"model", "optimizer", "epoch", "rng"} <= state.keys()
+    assert state["epoch"] == 1
+    assert state["optimizer"]["state"]  # Adam moments after one epoch of steps
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(state["model"][name], tensor)
+    assert {"torch", "numpy", "python", "generators"} <= state["rng"].keys()
+    assert torch.equal(state["rng"]["generators"]["loss"], trainer.loss_rng.get_state())
+    assert torch.equal(state["rng"]["generators"]["shuffle"], trainer.shuffle_rng.get_state())
+
+
+def test_exploding_run_ends_diverged_after_that_epoch() -> None:
+    config = small_config(
+        epochs=5, normalization="none", **{"optimizer.name": "sgd", "optimizer.lr": 1e6}
+    )
+    seen: list[EpochResult] = []
+
+    results = train(config, on_epoch=seen.append)
+
+    assert [r.epoch for r in seen] == [r.epoch for r in results]
+    assert results[-1].regime == DIVERGED
+    assert results[-1].diverged
+    assert results[-1].metrics["regime_code"] == REGIME_CODES[DIVERGED]
+    assert math.isnan(results[-1].metrics["loss"])
+    assert len(results) < config.epochs
+    assert not any(result.diverged for result in results[:-1])
+
+
+def test_nan_weights_diverge_without_raising_with_the_sampling_estimator() -> None:
+    config = small_config(epochs=4, **{"loss.estimator": "sample"})
+    trainer = Trainer(config)
+    assert not trainer.run_epoch().diverged
+    with torch.no_grad():
+        trainer.model.encoder.layers[0].weight.fill_(math.nan)
+
+    results = train(config, trainer=trainer)
+
+    assert [(r.epoch, r.regime) for r in results] == [(1, DIVERGED)]
+    assert trainer.epoch == 2
+
+
+@pytest.mark.parametrize("beta", [0.0, 5.0])
+def test_epoch_metrics_are_complete_and_respect_the_hardness_bound(beta: float) -> None:
+    results = train(small_config(**{"loss.beta": beta}))
+
+    for result in results:
+        metrics = result.metrics
+        assert set(METRIC_KEYS) | set(TRAINING_KEYS) <= metrics.keys()
+        assert all(math.isfinite(value) for value in metrics.values())
+        assert metrics["regime_code"] == REGIME_CODES[result.regime]
+        assert metrics["loss"] == metrics["loss_hard"]  # reweight trains on the exact hard loss
+        if beta > 0:
+            assert metrics["loss_hard"] >= metrics["loss_plain"] - 1e-9
+        else:
+            assert metrics["loss_hard"] == metrics["loss_plain"]
+    if beta > 0:  # the bound is not met trivially
+        assert all(r.metrics["loss_hard"] > r.metrics["loss_plain"] + 1e-3 for r in results)
+
+
+def test_geometry_statistics_run_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    during: list[list[int]] = []
+    compute = GeometryAccumulator.compute
+
+    def spy(self: GeometryAccumulator) -> dict[str, Any]:
+        during.append(blas_threads())
+        return compute(self)
+
+    monkeypatch.setattr(GeometryAccumulator, "compute", spy)
+    train(small_config(epochs=2))
+
+    assert before  # numpy's BLAS is visible to threadpoolctl
+    assert during == [[1] * len(before)] * 2
+    assert blas_threads() == before  # restored after each evaluation
+
+
+def test_digits_mlp_trains_above_chance() -> None:
+    config = TrainConfig.model_validate({"data": {"name": "digits"}, "epochs": 2, "device": "cpu"})
+
+    results = train(config)
+
+    assert len(results) == 2
+    for result in results:
+        assert all(math.isfinite(value) for value in result.metrics.values())
+        assert result.class_means.shape == (10, 9)
+    assert results[-1].metrics["ncm_accuracy_test"] > 0.3
+    assert results[1].metrics["loss"] < results[0].metrics["loss"]
+
+
+def test_resnet18_trains_one_epoch_on_augmented_fake_cifar(tmp_path: Path) -> None:
+    root = write_fake_cifar(tmp_path / "cifar", num_train=20, num_test=10)
+    config = TrainConfig.model_validate(
+        {
+            "data": {"name": "cifar10", "root": str(root), "augment": True},
+            "model": {"name": "resnet18", "head_hidden": 32},
+            "batch_size": 10,
+            "epochs": 1,
+            "device": "cpu",
+        }
+    )
+    trainer = Trainer(config)
+    assert not isinstance(trainer.data.train, TensorDataset)  # the DataLoader path
+
+    results = train(config, trainer=trainer)
+
+    assert len(results) == 1
+    assert results[0].regime != DIVERGED
+    assert all(math.isfinite(value) for value in results[0].metrics.values())
+    assert results[0].class_means.shape == (10, 9)
+    assert results[0].spectrum.shape == (9,)
+
+
+def test_latent_class_c10_sphere_hard_scl_reaches_neural_collapse() -> None:
+    """C = 10, SCL on the sphere, beta = 5: the run is in NC at its 30th (last) epoch."""
+    config = TrainConfig.model_validate(
+        {
+            "data": {"name": "latent_class", "num_classes": 10, "input_dim": 32, "num_train": 2000},
+            "loss": {"name": "scl", "beta": 5.0},
+            "normalization": "sphere",
+            "epochs": 30,
+            "device": "cpu",
+        }
+    )
+
+    results = train(config)
+
+    assert len(results) == 30
+    assert results[-1].regime == "NC", [r.regime for r in results]
+
+
+@pytest.mark.slow
+def test_latent_class_c50_hardness_lifts_dimensional_collapse() -> None:
+    """configs/latent_class.yaml (C = 50, d = 49, ball, SCL, 60 epochs): beta 30 vs beta 0."""
+    raw = read_yaml_file(ROOT / "configs" / "latent_class.yaml")
+    final = {}
+    for beta in (0.0, 30.0):
+        config = TrainConfig.model_validate(
+            with_overrides(raw, {"loss.beta": beta, "device": "cpu"})
+        )
+        assert (config.epochs, config.feature_dim, config.normalization) == (60, 49, "ball")
+        final[beta] = train(config)[-1].metrics
+
+    assert final[0.0]["dc_count"] >= 10, final[0.0]
+    assert final[30.0]["erank_means"] >= 1.5 * final[0.0]["erank_means"], (final[0.0], final[30.0])

@@ -1,0 +1,365 @@
+"""The paper's claims: verdict logic on synthetic tables, and `hcl-study reproduce` end to end.
+
+The end-to-end test runs a shortened claims study (4 trials: SCL, β ∈ {0, 30},
+normalization ∈ {none, sphere}, C = 10, 5 epochs) through `hcl-study reproduce SPEC`,
+checks the report (every figure, a verdict for every claim), and checks claim 1 on every
+logged epoch straight from MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from analysis.claims import (
+    ARTIFACT_PATH,
+    CLAIMS_FILE,
+    DOES_NOT_HOLD,
+    HOLDS,
+    NOT_TESTED,
+    PARTLY,
+    REPORT_FILE,
+    check_dc_without_hard_negatives,
+    check_loss_bound,
+    check_nc_with_hard_negatives,
+    check_no_nc_without_normalization,
+    claims_table,
+    evaluate_claims,
+    limits,
+    mean_cosine,
+    phase_axes,
+)
+from hcl_study.study.spec import load_study_spec
+from hcl_study.tracking import load_study
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).with_name("hcl-study"))
+GPU_CHECK = ROOT / "benchmarks" / "gpu_check.py"
+VERDICTS = {HOLDS, PARTLY, DOES_NOT_HOLD}
+
+# ----------------------------------------------------------------- synthetic tables
+
+
+def _trial(
+    trial_id: str, loss: str, beta: float, normalization: str, regime: str | None, **metrics: Any
+) -> dict[str, Any]:
+    row = {
+        "trial_id": trial_id,
+        "run_id": f"run-{trial_id}",
+        "status": "finished" if regime else "failed",
+        "regime": regime,
+        "loss.name": loss,
+        "loss.beta": beta,
+        "normalization": normalization,
+        "seed": 0,
+        "data.num_classes": 10,
+        "epochs_logged": 5,
+        "etf_distance": 0.05 if regime == "NC" else 0.8,
+        "erank_means": 9.0 if regime in ("NC", "partial") else 3.0,
+        "rank_bound": 9.0,
+        "dc_count": 0.0 if regime in ("NC", "partial") else 4.0,
+        "unit_norm": 0.1,
+    }
+    row.update(metrics)
+    return row
+
+
+def _table(*rows: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+def _history(pairs: dict[str, list[tuple[float, float]]]) -> pd.DataFrame:
+    """trial id -> [(loss_hard, loss_plain) per epoch] as the long history table."""
+    rows = []
+    for trial_id, values in pairs.items():
+        for epoch, (hard, plain) in enumerate(values):
+            rows += [(trial_id, epoch, "loss_hard", hard), (trial_id, epoch, "loss_plain", plain)]
+    return pd.DataFrame(rows, columns=["trial_id", "epoch", "metric", "value"])
+
+
+BOUND_TRIALS = _table(
+    _trial("a", "scl", 30.0, "ball", "NC"),
+    _trial("b", "ucl", 5.0, "sphere", "NC"),
+    _trial("c", "scl", 0.0, "ball", "DC"),
+)
+
+
+def test_claim_1_holds_with_the_counts_and_the_minimum_gap() -> None:
+    history = _history(
+        {"a": [(5.0, 4.0), (4.5, 4.4)], "b": [(3.0, 3.0 - 1e-7)], "c": [(2.0, 2.0), (1.9, 1.9)]}
+    )
+    result = check_loss_bound(BOUND_TRIALS, history)
+    assert result.verdict == HOLDS
+    assert result.figures["pairs_checked"] == 5 and result.figures["runs_checked"] == 3
+    assert result.figures["pairs_beta_positive"] == 3 and result.figures["pairs_beta_zero"] == 2
+    assert result.figures["min_gap_beta_positive"] == pytest.approx(1e-7, rel=1e-3)
+    assert "all 5 (run, epoch) pairs of 3 runs" in result.reason
+
+
+def test_claim_1_partly_holds_when_one_run_breaks_the_bound() -> None:
+    history = _history({"a": [(5.0, 4.0), (4.0, 4.5)], "b": [(3.0, 2.0)], "c": [(2.0, 2.0)]})
+    result = check_loss_bound(BOUND_TRIALS, history)
+    assert result.verdict == PARTLY
+    assert "1 of 4 (run, epoch) pairs violate it, in 1 of 3 runs (a)" in result.reason
+    assert result.figures["min_gap_beta_positive"] == pytest.approx(-0.5)
+    assert result.figures["min_gap_at"] == {"trial_id": "a", "epoch": 1}
+
+
+def test_claim_1_does_not_hold_when_every_run_breaks_it() -> None:
+    """A β = 0 run must have equal losses; a β > 0 run must not fall below the plain one."""
+    history = _history({"a": [(3.0, 4.0)], "b": [(1.0, 2.0)], "c": [(2.0, 2.1)]})
+    result = check_loss_bound(BOUND_TRIALS, history)
+    assert result.verdict == DOES_NOT_HOLD
+    assert "3 of 3 (run, epoch) pairs violate it, in 3 of 3 runs" in result.reason
+
+
+def test_claim_1_skips_non_finite_epochs_and_needs_the_pair() -> None:
+    history = _history({"a": [(5.0, 4.0), (float("nan"), float("nan"))]})
+    result = check_loss_bound(BOUND_TRIALS, history)
+    assert result.verdict == HOLDS and result.figures["skipped_non_finite"] == 1
+    assert "1 non-finite (diverged) epoch(s) skipped" in result.reason
+    empty = check_loss_bound(BOUND_TRIALS, _history({}))
+    assert empty.verdict == NOT_TESTED
+
+
+def test_claim_2_verdicts_per_loss_with_counts_and_median_etf_distance() -> None:
+    holds = _table(
+        _trial("a", "scl", 30.0, "ball", "NC"),
+        _trial("b", "ucl", 5.0, "sphere", "NC"),
+        _trial("c", "scl", 30.0, "none", "DC"),  # not normalized: not tested by claim 2
+        _trial("d", "scl", 0.0, "ball", "DC"),  # β = 0: not tested by claim 2
+    )
+    result = check_nc_with_hard_negatives(holds)
+    assert result.verdict == HOLDS and set(result.trial_ids) == {"a", "b"}
+    assert "2 of 2 runs end NC" in result.reason and "SCL: 1/1 end NC" in result.reason
+
+    partly = _table(
+        _trial("a", "scl", 30.0, "ball", "NC"),
+        _trial("b", "ucl", 30.0, "ball", "DC"),
+        _trial("c", "ucl", 10.0, "sphere", "partial", etf_distance=0.3),
+        _trial("e", "ucl", 10.0, "sphere", None),  # failed: left out, and said so
+    )
+    result = check_nc_with_hard_negatives(partly)
+    assert result.verdict == PARTLY
+    assert "1 of 3 runs end NC" in result.reason
+    assert "UCL: 0/2 end NC (others: 1 DC, 1 partial), median etf_distance 0.55" in result.reason
+    assert "1 run(s) without a final regime" in result.reason
+    assert (
+        result.figures["scl"]["verdict"] == HOLDS
+        and result.figures["ucl"]["verdict"] == DOES_NOT_HOLD
+    )
+
+    none = _table(
+        _trial("a", "scl", 2.0, "ball", "partial"), _trial("b", "scl", 5.0, "sphere", "DC")
+    )
+    result = check_nc_with_hard_negatives(none)
+    assert result.verdict == DOES_NOT_HOLD and "0 of 2 runs end NC" in result.reason
+    assert (
+        check_nc_with_hard_negatives(_table(_trial("a", "scl", 0.0, "ball", "DC"))).verdict
+        == NOT_TESTED
+    )
+
+
+def test_claim_3_verdicts_from_the_beta_zero_runs() -> None:
+    holds = _table(
+        _trial("a", "scl", 0.0, "ball", "DC"),
+        # classified partial, but one collapsed direction: still DC evidence
+        _trial("b", "ucl", 0.0, "sphere", "partial", dc_count=1.0),
+        _trial("c", "scl", 30.0, "ball", "NC"),
+    )
+    result = check_dc_without_hard_negatives(holds)
+    assert result.verdict == HOLDS
+    assert "2 of 2 β = 0 runs show DC (final regime DC: 1, dc_count > 0: 2" in result.reason
+
+    partly = _table(
+        _trial("a", "scl", 0.0, "ball", "DC"),
+        _trial("b", "scl", 0.0, "sphere", "NC"),
+        _trial("c", "scl", 0.0, "none", "partial", erank_means=6.0),  # 6/9 < 0.8
+    )
+    result = check_dc_without_hard_negatives(partly)
+    assert result.verdict == PARTLY
+    assert "2 of 3 β = 0 runs show DC" in result.reason and "erank ratio < 0.8: 2" in result.reason
+    assert "without DC: 1 NC" in result.reason
+
+    result = check_dc_without_hard_negatives(_table(_trial("a", "scl", 0.0, "ball", "NC")))
+    assert result.verdict == DOES_NOT_HOLD and "0 of 1 β = 0 runs show DC" in result.reason
+
+
+def test_claim_4_verdicts_from_the_runs_without_normalization() -> None:
+    holds = _table(
+        _trial("a", "scl", 0.0, "none", "DC"),
+        _trial("b", "scl", 30.0, "none", "partial"),
+        _trial("c", "scl", 30.0, "ball", "NC"),
+    )
+    result = check_no_nc_without_normalization(holds)
+    assert result.verdict == HOLDS and "0 of 2 runs without normalization end NC" in result.reason
+
+    partly = _table(_trial("a", "scl", 30.0, "none", "NC"), _trial("b", "scl", 0.0, "none", "DC"))
+    result = check_no_nc_without_normalization(partly)
+    assert (
+        result.verdict == PARTLY and "1 of 2 runs without normalization end NC (a)" in result.reason
+    )
+
+    result = check_no_nc_without_normalization(_table(_trial("a", "ucl", 30.0, "none", "NC")))
+    assert result.verdict == DOES_NOT_HOLD and "1 of 1 runs" in result.reason
+
+
+def test_evaluate_claims_table_and_limits_name_the_ucl_cone() -> None:
+    trials = _table(
+        _trial("a", "scl", 30.0, "ball", "NC", mean_cos_means=-0.11),
+        _trial("b", "ucl", 30.0, "ball", "DC", mean_cos_means=0.8, erank_means=2.0),
+        _trial("c", "scl", 0.0, "ball", "DC", mean_cos_means=0.2),
+        _trial("d", "scl", 30.0, "none", "partial", mean_cos_means=0.0),
+    )
+    history = _history({"a": [(2.0, 1.0)], "b": [(2.0, 1.5)], "c": [(1.0, 1.0)]})
+    table = claims_table(evaluate_claims(trials, history))
+    assert list(table["claim"]) == [1, 2, 3, 4]
+    assert list(table["verdict"]) == [HOLDS, PARTLY, HOLDS, HOLDS]
+    paragraphs = limits(trials)
+    assert "1 of them merge classes into a cone" in paragraphs[0]
+    assert "median cos(μ_c, μ_c′) 0.8 (an ETF has −1/(C−1) = -0.111)" in paragraphs[0]
+    assert any("1 of 4 runs end 'partial' after 5 epochs" in text for text in paragraphs)
+    assert "one seed" in " ".join(paragraphs)
+
+
+def test_mean_cosine_of_a_simplex_and_of_a_cone() -> None:
+    simplex = np.eye(4) - 0.25  # centred basis: a simplex ETF of 4 points
+    assert mean_cosine(simplex) == pytest.approx(-1 / 3)
+    cone = np.array([[1.0, 0.1], [1.0, -0.1], [np.nan, 0.0]])
+    assert mean_cosine(cone) == pytest.approx((1 - 0.01) / 1.01)
+
+
+def test_phase_axes_code_the_varied_category() -> None:
+    grid = _table(_trial("a", "scl", 0.0, "none", "DC"), _trial("b", "ucl", 30.0, "sphere", "NC"))
+    table, y, by = phase_axes(grid)
+    assert y.startswith("normalization") and by == ["loss.name"]
+    assert list(table[y]) == [0.0, 2.0]
+    cifar = _table(_trial("a", "scl", 0.0, "ball", "DC"), _trial("b", "ucl", 30.0, "ball", "NC"))
+    table, y, by = phase_axes(cifar)
+    assert y.startswith("loss") and by == [] and list(table[y]) == [0.0, 1.0]
+    table, y, by = phase_axes(cifar[cifar["loss.name"] == "scl"])
+    assert (y, by) == ("loss.tau", None)
+
+
+# ----------------------------------------------------------------- specs
+
+
+@pytest.mark.parametrize("name", ["paper_claims_cpu", "paper_claims_digits"])
+def test_claims_specs_are_the_30_trial_grid(name: str) -> None:
+    spec = load_study_spec(ROOT / "search_spaces" / f"{name}.yaml")
+    assert spec.search.algorithm == "grid" and spec.num_trials == 30
+    assert spec.space["loss.name"].grid == ["scl", "ucl"]
+    assert spec.space["loss.beta"].grid == [0, 2, 5, 10, 30]
+    assert spec.space["normalization"].grid == ["none", "ball", "sphere"]
+    base = spec.base_config
+    assert (base.optimizer.name, base.optimizer.lr, base.batch_size, base.loss.tau) == (
+        "adam",
+        1e-3,
+        512,
+        1.0,
+    )
+
+
+# ----------------------------------------------------------------- end to end
+
+
+def _short_spec(path: Path) -> Path:
+    """paper_claims_cpu.yaml shortened: SCL, β ∈ {0, 30}, none/sphere, C = 10, 5 epochs."""
+    spec = yaml.safe_load((ROOT / "search_spaces" / "paper_claims_cpu.yaml").read_text())
+    spec["name"] = "claims-short"
+    spec["base"]["data"].update(num_classes=10, input_dim=16, num_train=1000, num_test=200)
+    spec["base"]["model"].update(width=64, feature_dim=9)
+    spec["base"].update(epochs=5, batch_size=256)
+    spec["space"] = {
+        "loss.name": {"grid": ["scl"]},
+        "loss.beta": {"grid": [0, 30]},
+        "normalization": {"grid": ["none", "sphere"]},
+    }
+    spec["checkpoint_every"] = 5
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_reproduce_runs_the_study_and_reports_every_claim(
+    mlflow_server: Any, tmp_path: Path
+) -> None:
+    spec = _short_spec(tmp_path / "claims-short.yaml")
+    out = tmp_path / "claims"
+    completed = subprocess.run(
+        [CLI, "reproduce", str(spec), "--tracking-uri", mlflow_server.uri, "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert f"Report: {(out / REPORT_FILE).resolve()}" in completed.stdout
+
+    page = (out / REPORT_FILE).read_text(encoding="utf-8")
+    titles = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,[A-Za-z0-9+/=]+">', page)
+    for title in (
+        "Class-mean singular values (final epoch)", "Unit-norm condition", "Zero-sum condition",
+        "Equal-inner-product condition", "Within-class variation",
+        "Nearest-class-mean test accuracy",
+    ):  # fmt: skip
+        assert f"{title} — SCL" in titles
+    assert titles[-1] == "Phase diagram" and len(titles) == 7
+    verdicts = re.findall(r'<td class="verdict"[^>]*><b>([^<]+)</b></td>', page)
+    assert len(verdicts) == 4 and set(verdicts) <= VERDICTS, verdicts
+    assert "<h2>Limits</h2>" in page
+    claims = json.loads((out / CLAIMS_FILE).read_text())["claims"]
+    assert [claim["number"] for claim in claims] == [1, 2, 3, 4]
+    assert claims[0]["verdict"] == HOLDS, claims[0]["reason"]
+    assert claims[0]["figures"]["pairs_checked"] == 4 * 5
+
+    # Claim 1 on every logged epoch, read straight from MLflow.
+    client = MlflowClient(mlflow_server.uri)
+    record = load_study(mlflow_server.uri, "claims-short")
+    assert len(record.trials) == 4
+    for trial in record.trials:
+        beta = float(trial.params["loss.beta"])
+        hard = {m.step: m.value for m in client.get_metric_history(trial.run_id, "loss_hard")}
+        plain = {m.step: m.value for m in client.get_metric_history(trial.run_id, "loss_plain")}
+        assert sorted(hard) == sorted(plain) == list(range(5))
+        for epoch in hard:
+            if beta > 0:
+                assert hard[epoch] >= plain[epoch] - 1e-6 * max(1.0, abs(plain[epoch])), (
+                    trial.trial_id,
+                    epoch,
+                )
+            else:
+                assert hard[epoch] == pytest.approx(plain[epoch], rel=1e-6, abs=1e-6)
+
+    logged = client.list_artifacts(record.run_id, ARTIFACT_PATH)
+    assert {Path(artifact.path).name for artifact in logged} == {
+        path.name for path in out.iterdir()
+    }
+
+
+# ----------------------------------------------------------------- GPU check script
+
+
+def test_gpu_check_cpu_smoke_writes_its_json(tmp_path: Path) -> None:
+    """benchmarks/gpu_check.py --cpu-smoke: 3 ResNet-50 steps at batch 8, the JSON it writes."""
+    out = tmp_path / "gpu_check.json"
+    completed = subprocess.run(
+        [sys.executable, str(GPU_CHECK), "--cpu-smoke", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OUT": ""},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["mode"] == "cpu-smoke" and result["setting"]["timed_steps"] == 3
+    assert result["setting"]["batch"] == 8
+    assert set(result["split_ms"]) == {"backbone", "loss", "optimizer", "loss_pair"}
+    assert result["samples_per_s"] > 0 and result["metrics_pass"]["images"] == 16
+    assert result["min_loss_hard_minus_plain"] >= 0, "HSCL >= SCL on every timed batch"
+    assert result["estimate"]["steps_per_epoch"] == 50_000 // 8

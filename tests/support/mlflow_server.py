@@ -7,7 +7,8 @@ Optional basic-auth mode (`--app-name basic-auth`) writes its own auth config an
 Fixtures:
     mlflow_server: one shared plain server per test session (use it when the test does not
         stop the server); its `uri` is the tracking URI.
-    mlflow_server_factory: a function-scoped `make(auth=False) -> MlflowServer`; every server
+    mlflow_server_factory: a function-scoped `make(auth=False, backend_store_uri=None) ->
+        MlflowServer` (a SQLite store in its root unless a store URI is given); every server
         it made is stopped at the end of the test.
 """
 
@@ -45,15 +46,22 @@ class MlflowServer:
         root: Folder holding the store, artifacts, auth files and the server log.
         port: Port to listen on (127.0.0.1 only); a free one when omitted.
         auth: Start the basic-auth app with an admin user (`ADMIN_USERNAME`, `admin_password`).
+        backend_store_uri: Store to use instead of `root/mlflow.db` (e.g. a PostgreSQL URI).
     """
 
-    def __init__(self, root: Path, port: int | None = None, auth: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int | None = None,
+        auth: bool = False,
+        backend_store_uri: str | None = None,
+    ) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.auth = auth
         self.admin_password = secrets.token_urlsafe(24)
-        self.backend_store_uri = f"sqlite:///{self.root / 'mlflow.db'}"
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{self.root / 'mlflow.db'}"
         self.artifacts_dir = self.root / "artifacts"
         self.log_path = self.root / "server.log"
         self.startup_seconds: float | None = None
@@ -175,11 +183,12 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 @pytest.fixture
 def mlflow_server_factory(tmp_path: Path) -> Iterator[Callable[..., MlflowServer]]:
-    """`make(auth=False)` starts a private server; all are stopped after the test."""
+    """`make(auth=False, backend_store_uri=None)` starts a server; all stop after the test."""
     servers: list[MlflowServer] = []
 
-    def make(auth: bool = False) -> MlflowServer:
-        server = MlflowServer(tmp_path / f"mlflow-server-{len(servers)}", auth=auth)
+    def make(auth: bool = False, backend_store_uri: str | None = None) -> MlflowServer:
+        root = tmp_path / f"mlflow-server-{len(servers)}"
+        server = MlflowServer(root, auth=auth, backend_store_uri=backend_store_uri)
         servers.append(server)
         server.start()
         return server

@@ -1,0 +1,372 @@
+"""A corpus of malformed specs and configs, each through the CLI.
+
+Every case must end with exit code 2 and one `error:` paragraph that names the field and what
+is allowed, before anything starts: no Ray session, no study folder with a store, no MLflow
+run. Most cases run in-process (typer's CliRunner, no Ray start to pay); two run the real
+`hcl-study` executable.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fake_datasets import write_fake_cifar
+from mlflow import MlflowClient
+from mlflow_server import free_port
+from reliability_support import cli_env, run_cli, smoke_spec
+from typer.testing import CliRunner
+
+from hcl_study.cli import app
+
+NAME = "bad"
+HACKED = "HACKED"
+TAG_ATTACK = f'!!python/object/apply:os.system ["echo hacked > {HACKED}"]\n'
+
+
+@dataclass(frozen=True)
+class Case:
+    """One malformed input.
+
+    Attributes:
+        text: The YAML file's content; `{root}` is replaced by the test's folder.
+        expected: Substrings the error must contain: the field, then what is allowed.
+        args: Extra CLI arguments; `{free_port}`, `{not_ray}` and `{root}` are filled in.
+    """
+
+    text: str
+    expected: tuple[str, ...]
+    args: tuple[str, ...] = field(default_factory=tuple)
+
+
+def spec_text(name: str = NAME, **changes: Any) -> str:
+    return yaml.safe_dump(smoke_spec(name, **changes), sort_keys=False)
+
+
+SMOKE_BASE = smoke_spec(NAME)["base"]
+CIFAR_BASE = {
+    **SMOKE_BASE,
+    "data": {"name": "cifar10", "root": "{root}/cifar"},
+    "model": {"name": "mlp"},
+}
+
+STUDY_CASES: dict[str, Case] = {
+    "invalid_yaml": Case(
+        "name: bad\nspace: {loss.beta: {uniform: [0, 1]}\n", ("not valid YAML", "line")
+    ),
+    "python_object_tag": Case(
+        TAG_ATTACK, ("not valid YAML", "python/object/apply", "Python object tags are refused")
+    ),
+    "python_tag_in_a_value": Case(
+        spec_text().replace("name: bad", f"name: {TAG_ATTACK.strip()}"),
+        ("not valid YAML", "python/object"),
+    ),
+    "duplicate_key": Case(spec_text() + "name: other\n", ("duplicate key 'name'", "line")),
+    "top_level_list": Case("- name: bad\n", ("expected a mapping at the top level", "list")),
+    "empty_file": Case("", ("name: Field required", "space: Field required")),
+    "unknown_key": Case(spec_text() + "trails: 3\n", ("trails: unknown key", "check the spelling")),
+    "unknown_nested_key": Case(
+        spec_text(base={"loss": {"name": "scl", "temperature": 0.5}}),
+        ("base.loss.temperature: unknown key",),
+    ),
+    "wrong_type": Case(
+        spec_text(checkpoint_every="often"), ("checkpoint_every", "valid integer", "'often'")
+    ),
+    "space_entry_not_a_mapping": Case(
+        spec_text(space={"loss.beta": 3}), ("space.loss.beta", "valid dictionary")
+    ),
+    "lr_zero": Case(
+        spec_text(base={"optimizer": {"name": "adam", "lr": 0.0}}),
+        ("base.optimizer.lr", "greater than 0", "got 0.0"),
+    ),
+    "lr_range_from_zero": Case(
+        spec_text(space={"optimizer.lr": {"loguniform": [0.0, 0.01]}}),
+        ("space.optimizer.lr", "loguniform needs low"),
+    ),
+    "tau_zero_in_space": Case(
+        spec_text(space={"loss.tau": {"choice": [0.0, 1.0]}}),
+        ("space.loss.tau allows 0.0", "greater than 0"),
+    ),
+    "beta_negative": Case(
+        spec_text(base={"loss": {"name": "scl", "beta": -1.0}}),
+        ("base.loss.beta", "greater than or equal to 0"),
+    ),
+    "beta_negative_in_space": Case(
+        spec_text(space={"loss.beta": {"uniform": [-5.0, 5.0]}}),
+        ("space.loss.beta allows -5.0", "greater than or"),
+    ),
+    "epochs_zero": Case(
+        spec_text(base={"epochs": 0}), ("base.epochs", "greater than or equal to 1")
+    ),
+    "num_samples_zero": Case(
+        spec_text(search={"algorithm": "optuna", "num_samples": 0}),
+        ("search.num_samples", "greater than or equal to 1"),
+    ),
+    "unknown_normalization": Case(
+        spec_text(base={"normalization": "cube"}),
+        ("base.normalization", "'none', 'ball' or 'sphere'", "'cube'"),
+    ),
+    "unknown_loss": Case(
+        spec_text(base={"loss": {"name": "triplet"}}),
+        ("base.loss.name", "'scl' or 'ucl'", "'triplet'"),
+    ),
+    "unknown_search_algorithm": Case(
+        spec_text(search={"algorithm": "hyperband"}),
+        ("search.algorithm", "'optuna', 'random', 'grid'"),
+    ),
+    "empty_space": Case(
+        spec_text(space={}), ("space: the search space is empty", "give at least one parameter")
+    ),
+    "space_key_not_a_field": Case(
+        spec_text(space={"loss.betta": {"uniform": [0, 1]}}),
+        ("space.loss.betta: not a training-config field", "loss.beta"),
+    ),
+    "reversed_bounds": Case(
+        spec_text(space={"loss.beta": {"uniform": [30.0, 0.0]}}),
+        ("space.loss.beta", "[low, high] with low < high"),
+    ),
+    "two_distributions": Case(
+        spec_text(space={"loss.beta": {"uniform": [0, 1], "choice": [1]}}),
+        ("space.loss.beta", "exactly one distribution"),
+    ),
+    "grid_with_other_num_samples": Case(
+        spec_text(
+            space={"loss.beta": {"grid": [0.0, 10.0]}},
+            search={"algorithm": "grid", "num_samples": 5},
+        ),
+        ("search.num_samples", "grid points once", "set it to 2"),
+    ),
+    "grid_of_a_range": Case(
+        spec_text(space={"loss.beta": {"uniform": [0, 1]}}, search={"algorithm": "grid"}),
+        ("space.loss.beta", "grid or choice values"),
+    ),
+    "feature_dim_zero": Case(
+        spec_text(base={"model": {"name": "mlp", "feature_dim": 0}}),
+        ("base.model.feature_dim", "greater than or equal to 1"),
+    ),
+    "unknown_objective_metric": Case(
+        spec_text(objective={"metric": "accuracy", "mode": "max"}),
+        ("objective.metric", "allowed: loss"),
+    ),
+    "name_with_path": Case(
+        spec_text(name="../escape"), ("name", "should match pattern", "'../escape'")
+    ),
+    "more_gpus_than_the_machine": Case(
+        spec_text(resources={"cpu": 1, "gpu": 4}),
+        ("resources.gpu", "asks for 4 GPU", "allowed: at most"),
+    ),
+    "more_cpus_than_the_machine": Case(
+        spec_text(resources={"cpu": 512, "gpu": 0}),
+        ("resources.cpu", "asks for 512 CPU", "allowed: at most"),
+    ),
+    "missing_cifar_root": Case(
+        spec_text(base=CIFAR_BASE),
+        ("data.root", "does not exist", "data_batch_1", "Nothing is downloaded"),
+    ),
+    "partial_cifar_root": Case(
+        spec_text(base=CIFAR_BASE), ("data.root", "incomplete; missing data_batch_3")
+    ),
+    "unreachable_tracking_uri": Case(
+        spec_text(),
+        ("tracking_uri 'http://127.0.0.1:", "no MLflow server answers", "Allowed values are"),
+        args=("--tracking-uri", "http://127.0.0.1:{free_port}"),
+    ),  # fmt: skip
+    "unsupported_tracking_scheme": Case(
+        spec_text(tracking_uri="ftp://127.0.0.1/mlflow"),
+        ("tracking_uri", "scheme 'ftp' is not supported", "Allowed"),
+    ),
+    "ray_address_not_answering": Case(
+        spec_text(),
+        ("--address", "no Ray head answers at 127.0.0.1:", "ray start --head"),
+        args=("--address", "127.0.0.1:{free_port}"),
+    ),  # fmt: skip
+    "ray_address_not_ray": Case(
+        spec_text(),
+        ("--address", "not a Ray head", "GCS port"),
+        args=("--address", "127.0.0.1:{not_ray}"),
+    ),
+    "malformed_set": Case(
+        spec_text(), ("--set base.epochs", "key.path=value"), args=("--set", "base.epochs")
+    ),
+    "set_into_a_value": Case(
+        spec_text(), ("--set", "'name' is a value"), args=("--set", "name.x=1")
+    ),
+    "ray_address_malformed": Case(
+        spec_text(),
+        ("--address", "is not a Ray address", "HOST:PORT"),
+        args=("--address", "head-node"),
+    ),
+}
+
+TRAIN_CASES: dict[str, Case] = {
+    "invalid_yaml": Case("data: {name: latent_class\nepochs: [1,\n", ("not valid YAML", "line 2")),
+    "python_object_tag": Case(
+        TAG_ATTACK, ("not valid YAML", "python/object/apply", "Python object tags are refused")
+    ),
+    "duplicate_key": Case("epochs: 1\nepochs: 2\n", ("duplicate key 'epochs'",)),
+    "not_a_mapping": Case("3\n", ("expected a mapping at the top level", "int")),
+    "unknown_key": Case("epochs: 3\nlearning_rate: 0.1\n", ("learning_rate: unknown key",)),
+    "wrong_type": Case("batch_size: big\n", ("batch_size", "valid integer", "'big'")),
+    "lr_negative": Case("optimizer: {lr: -0.1}\n", ("optimizer.lr", "greater than 0", "-0.1")),
+    "tau_zero": Case("loss: {tau: 0}\n", ("loss.tau", "greater than 0")),
+    "beta_negative": Case("loss: {beta: -1}\n", ("loss.beta", "greater than or equal to 0")),
+    "epochs_zero": Case("epochs: 0\n", ("epochs", "greater than or equal to 1")),
+    "unknown_normalization": Case(
+        "normalization: cube\n", ("normalization", "'none', 'ball' or 'sphere'")
+    ),
+    "unknown_loss": Case("loss: {name: triplet}\n", ("loss.name", "'scl' or 'ucl'")),
+    "feature_dim_zero": Case(
+        "model: {feature_dim: 0}\n", ("model.feature_dim", "greater than or equal to 1")
+    ),
+    "unknown_device": Case("device: tpu\n", ("device", "'auto', 'cpu' or 'cuda'")),
+    "missing_cifar_root": Case(
+        "data: {name: cifar10, root: '{root}/cifar'}\n", ("data.root", "does not exist")
+    ),
+    "partial_cifar_root": Case(
+        "data: {name: cifar10, root: '{root}/cifar'}\n", ("data.root", "missing data_batch_3")
+    ),
+    "malformed_set": Case(
+        "epochs: 1\n", ("--set loss.beta", "key.path=value"), args=("--set", "loss.beta")
+    ),
+    "set_into_a_value": Case(
+        "epochs: 1\n", ("--set epochs.max=3", "'epochs' is a value"), args=("--set", "epochs.max=3")
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def not_ray_port() -> Iterator[int]:
+    """A port where an HTTP/1 server answers (as a mistyped dashboard or MLflow port would)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(1024)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def prepare(name: str, case: Case, root: Path, not_ray: int) -> tuple[Path, list[str]]:
+    """Write the case's file (and data folders) under `root`; its CLI arguments."""
+    if name == "partial_cifar_root":
+        write_fake_cifar(root / "cifar")
+        (root / "cifar" / "data_batch_3").unlink()
+    path = root / f"{NAME}.yaml"
+    path.write_text(case.text.replace("{root}", str(root)))
+    fill = {"free_port": str(free_port()), "not_ray": str(not_ray), "root": str(root)}
+    return path, [arg.format(**fill) for arg in case.args]
+
+
+def check_refused(output: str, exit_code: int, expected: tuple[str, ...]) -> None:
+    assert exit_code == 2, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert output.count("error:") == 1, output
+    message = output[output.index("error:") :]
+    for part in expected:
+        assert part in message, f"{part!r} not in {message!r}"
+
+
+def check_nothing_started(root: Path, ray_tmp: Path) -> None:
+    import ray
+
+    assert not ray.is_initialized(), "a Ray session was started"
+    assert not ray_tmp.exists(), "a Ray session wrote its temp folder"
+    study_dir = root / "studies" / NAME
+    assert not (study_dir / "ray").exists() and not (study_dir / "study.json").exists()
+    assert not (study_dir / "mlflow.db").exists(), "an MLflow store was created"
+    assert not (root / "mlruns").exists()
+    assert not (root / HACKED).exists(), "the YAML file ran a command"
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's folder as working directory; a RAY_TMPDIR that Ray must never create."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray-tmp"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    return tmp_path
+
+
+def invoke(args: list[str]) -> tuple[str, int]:
+    result = CliRunner().invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a crash, not a refusal: show its traceback
+    return result.output, result.exit_code
+
+
+@pytest.mark.parametrize("name", list(STUDY_CASES))
+def test_study_refuses(name: str, in_tmp: Path, not_ray_port: int) -> None:
+    case = STUDY_CASES[name]
+    path, args = prepare(name, case, in_tmp, not_ray_port)
+    output, exit_code = invoke(["study", str(path), *args])
+    check_refused(output, exit_code, case.expected)
+    check_nothing_started(in_tmp, in_tmp / "ray-tmp")
+
+
+@pytest.mark.parametrize("name", list(TRAIN_CASES))
+def test_train_refuses(name: str, in_tmp: Path, not_ray_port: int) -> None:
+    case = TRAIN_CASES[name]
+    path, args = prepare(name, case, in_tmp, not_ray_port)
+    output, exit_code = invoke(
+        ["train", "--config", str(path), "--out", str(in_tmp / "out"), *args]
+    )
+    check_refused(output, exit_code, case.expected)
+    assert not (in_tmp / "out").exists(), "nothing is written for a refused config"
+    assert not (in_tmp / HACKED).exists()
+
+
+@pytest.mark.parametrize("name", ["more_gpus_than_the_machine", "ray_address_not_answering"])
+def test_refused_study_sends_nothing_to_the_tracking_server(
+    name: str, mlflow_server: Any, in_tmp: Path, not_ray_port: int
+) -> None:
+    """Checks that need Ray come after the tracking URI check: still, no experiment is made."""
+    case = STUDY_CASES[name]
+    path, args = prepare(name, case, in_tmp, not_ray_port)
+    output, exit_code = invoke(["study", str(path), "--tracking-uri", mlflow_server.uri, *args])
+    check_refused(output, exit_code, case.expected)
+    check_nothing_started(in_tmp, in_tmp / "ray-tmp")
+    assert MlflowClient(mlflow_server.uri).get_experiment_by_name(NAME) is None
+
+
+def test_resume_of_an_unknown_study_is_refused(in_tmp: Path) -> None:
+    output, exit_code = invoke(["resume", "nowhere"])
+    check_refused(output, exit_code, ("NAME_OR_PATH", "no study found", "study.json"))
+
+
+@pytest.mark.parametrize("command", ["study", "train"])
+def test_executable_refuses_python_tags(command: str, in_tmp: Path) -> None:
+    """The real `hcl-study` process: a YAML object tag is refused, its command never runs."""
+    path = in_tmp / "attack.yaml"
+    path.write_text(TAG_ATTACK)
+    args = (
+        [command, str(path)]
+        if command == "study"
+        else [command, "--config", str(path), "--out", "out"]
+    )
+    completed = run_cli(args, in_tmp, cli_env(), timeout=300)
+    check_refused(
+        completed.stdout + completed.stderr,
+        completed.returncode,
+        ("Python object tags are refused",),
+    )
+    assert not (in_tmp / HACKED).exists()
+    assert not (in_tmp / "out").exists() and not (in_tmp / "studies").exists()

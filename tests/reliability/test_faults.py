@@ -1,0 +1,347 @@
+"""What survives what: faults injected into real studies (local Ray, a real `mlflow server`).
+
+Faults go through the real trainable (`hcl_study.faults`, set by environment variables that
+Ray's workers inherit from the driver), the driver process, a Ray node or the server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+from reliability_support import (
+    child_runs,
+    cli_env,
+    final_metrics,
+    kill_ray_processes,
+    ray_processes,
+    run_cli,
+    same_values,
+    smoke_spec,
+    start_cli,
+    tune_results,
+    wait_for,
+    write_spec,
+)
+from study_checks import LOGGED_METRICS, metric_steps, study_runs, tune_trial_configs
+
+from hcl_study.faults import FAULT_DIR_VARIABLE, FAULT_LIMIT_VARIABLE, FAULT_VARIABLE
+from hcl_study.study.runner import run_study
+
+# Long enough epochs (about 0.2-0.5 s on one CPU) for a fault to land mid-trial.
+SLOW_DATA = {"name": "latent_class", "num_classes": 10, "input_dim": 16, "num_train": 6000}
+SLOW_EPOCHS = {"data": {**SLOW_DATA, "num_test": 200}, "batch_size": 64}
+
+
+def assert_every_step_once(tracking_uri: str, run: Any, epochs: int) -> None:
+    for key, steps in metric_steps(tracking_uri, run).items():
+        assert steps == list(range(epochs)), f"{key}: steps {steps}"
+
+
+def set_fault(
+    monkeypatch: pytest.MonkeyPatch, fault: str, directory: Path, limit: int | None
+) -> None:
+    monkeypatch.setenv(FAULT_VARIABLE, fault)
+    monkeypatch.setenv(FAULT_DIR_VARIABLE, str(directory))
+    if limit is not None:
+        monkeypatch.setenv(FAULT_LIMIT_VARIABLE, str(limit))
+
+
+def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
+    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two trials of one config; the first to reach epoch 2 raises there once (max_failures 1).
+
+    The retry restarts from the epoch-1 checkpoint (Tune sees each epoch once), continues the
+    same MLflow run (each step once), and ends with exactly the fault-free twin's metrics.
+    """
+    epochs, fault_epoch = 4, 2
+    monkeypatch.chdir(tmp_path)
+    set_fault(monkeypatch, f"raise@{fault_epoch}", tmp_path / "faults", limit=1)
+    spec = smoke_spec(
+        "crash",
+        base={"epochs": epochs},
+        space={"loss.beta": {"grid": [5.0, 5.0]}},  # the same config twice: one faults
+        search={"algorithm": "grid", "max_concurrent": 2, "seed": 0},
+        checkpoint_every=1,
+        max_failures=1,
+    )
+    summary = run_study(write_spec(tmp_path, spec), tracking_uri=mlflow_server.uri)
+
+    assert summary.num_trials == 2 and "failed" not in summary.regimes, summary.regimes
+    faulted = [path.name.removeprefix("fault-") for path in (tmp_path / "faults").glob("fault-*")]
+    assert len(faulted) == 2 and (tmp_path / "faults" / "slot-0").exists()
+    experiment_dir = tmp_path / "studies" / "crash" / "ray" / "crash"
+    # Which trial raised: its error file is kept although the retry succeeded.
+    errored = {path.parent.name for path in experiment_dir.glob("*/error.*")}
+    assert len(errored) == 1, f"expected one crashed trial, got {errored}"
+    (crashed,) = errored
+    for trial_dir in experiment_dir.glob("*/params.json"):
+        epochs_seen = [result["epoch"] for result in tune_results(trial_dir.parent)]
+        assert epochs_seen == list(range(epochs)), (trial_dir.parent.name, epochs_seen)
+
+    parent, children = study_runs(mlflow_server.uri, "crash")
+    assert parent.info.status == "FINISHED"
+    assert len(children) == 2, "one MLflow run per trial, also for the retried one"
+    by_trial = {run.data.tags["hcl.trial_id"]: run for run in children}
+    assert crashed in by_trial
+    for run in children:
+        assert run.info.status == "FINISHED" and run.data.tags["hcl.status"] == "finished"
+        assert_every_step_once(mlflow_server.uri, run, epochs)
+    (clean,) = set(by_trial) - {crashed}
+    crashed_final = final_metrics(mlflow_server.uri, by_trial[crashed])
+    clean_final = final_metrics(mlflow_server.uri, by_trial[clean])
+    assert set(crashed_final) >= set(LOGGED_METRICS)
+    assert same_values(crashed_final, clean_final), {
+        key: (crashed_final[key], clean_final.get(key))
+        for key in crashed_final
+        if crashed_final[key] != clean_final.get(key)
+    }
+
+
+def test_diverged_trial_is_recorded_and_the_optuna_study_goes_on(
+    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lr = 1e12 without normalization turns the loss NaN at epoch 0: that trial ends
+    `diverged` (FINISHED in MLflow, NaN objective told to Optuna) and the others complete."""
+    monkeypatch.chdir(tmp_path)
+    spec = smoke_spec(
+        "diverge",
+        base={"normalization": "none"},
+        space={"optimizer.lr": {"choice": [0.001, 1.0e12]}, "loss.beta": {"uniform": [0.0, 10.0]}},
+        search={"algorithm": "optuna", "num_samples": 4, "max_concurrent": 2, "seed": 3},
+    )
+    summary = run_study(write_spec(tmp_path, spec), tracking_uri=mlflow_server.uri)
+
+    assert summary.num_trials == 4 and "failed" not in summary.regimes, summary.regimes
+    configs = tune_trial_configs(tmp_path / "studies" / "diverge" / "ray" / "diverge")
+    lrs = [config["optimizer.lr"] for config in configs.values()]
+    assert {0.001, 1.0e12} <= set(lrs), f"the seed must sample both learning rates: {lrs}"
+    assert summary.regimes.get("diverged") == lrs.count(1.0e12)
+    assert summary.best is not None and summary.best["params"]["optimizer.lr"] == 0.001
+
+    parent, children = study_runs(mlflow_server.uri, "diverge")
+    assert parent.info.status == "FINISHED" and len(children) == 4
+    for run in children:
+        assert run.info.status == "FINISHED"
+        if float(run.data.params["optimizer.lr"]) == 1.0e12:
+            assert run.data.tags["hcl.status"] == "diverged"
+            assert run.data.tags["hcl.regime"] == "diverged"
+            steps = metric_steps(mlflow_server.uri, run)
+            assert steps["loss"] == [0], "a diverged trial stops after the NaN epoch"
+            history = MlflowClient(mlflow_server.uri).get_metric_history(run.info.run_id, "loss")
+            assert [metric.value != metric.value for metric in history] == [True], (
+                "NaN is stored as NaN"
+            )
+        else:
+            assert run.data.tags["hcl.status"] == "finished"
+            assert_every_step_once(mlflow_server.uri, run, 3)
+
+
+class _Outage(threading.Thread):
+    """Stops the server once the trial has logged `after_steps` epochs; starts it again later."""
+
+    def __init__(self, server: Any, study: str, after_steps: int, down_s: float) -> None:
+        super().__init__(daemon=True)
+        self.server, self.study, self.after_steps, self.down_s = server, study, after_steps, down_s
+        self.steps_at_stop: int | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            client = MlflowClient(self.server.uri)
+
+            def logged_steps() -> int | None:
+                runs = child_runs(self.server.uri, self.study)
+                if not runs:
+                    return None
+                steps = len(client.get_metric_history(runs[0].info.run_id, "loss"))
+                return steps if steps >= self.after_steps else None
+
+            steps = wait_for(
+                logged_steps, timeout=300, what="the trial to log epochs", interval=0.1
+            )
+            self.server.stop()
+            self.steps_at_stop = steps
+            time.sleep(self.down_s)
+            self.server.start()
+        except BaseException as error:  # noqa: BLE001 - re-raised by the test
+            self.error = error
+
+
+def test_tracking_server_outage_mid_trial_loses_no_metric(
+    mlflow_server_factory: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes down for a while mid-trial (then restarts on the same port and store):
+    the trial buffers its metrics, blocks at the next checkpoint until the server is back,
+    and ends with every metric at every step exactly once."""
+    epochs = 15
+    server = mlflow_server_factory()
+    monkeypatch.chdir(tmp_path)
+    spec = smoke_spec(
+        "outage",
+        base={**SLOW_EPOCHS, "epochs": epochs},
+        space={"loss.beta": {"grid": [5.0]}},
+        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
+        checkpoint_every=5,
+        max_failures=1,
+    )
+    outage = _Outage(server, "outage", after_steps=2, down_s=5.0)
+    outage.start()
+    summary = run_study(write_spec(tmp_path, spec), tracking_uri=server.uri)
+    outage.join(timeout=120)
+    if outage.error is not None:
+        raise outage.error
+    assert outage.steps_at_stop is not None and outage.steps_at_stop < epochs, (
+        "the outage must start mid-trial"
+    )
+    assert server.running
+    worker_logs = Path(ray_tmpdir).glob("ray/session_*/logs/worker-*")
+    warnings = "".join(path.read_text(errors="replace") for path in worker_logs)
+    assert "metrics buffered" in warnings, "the trial logged while the server was down"
+
+    assert summary.num_trials == 1 and "failed" not in summary.regimes, summary.regimes
+    parent, (run,) = study_runs(server.uri, "outage")
+    assert parent.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.data.tags["hcl.status"] == "finished"
+    assert_every_step_once(server.uri, run, epochs)
+
+
+def test_killed_driver_study_is_finished_by_resume(
+    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path
+) -> None:
+    """SIGKILL the `hcl-study study` process once a trial has finished, clean up that Ray
+    session's orphans, then `hcl-study resume`: the seeded Optuna search continues (no
+    configuration drawn twice), num_samples trials in all, no MLflow run left RUNNING."""
+    num_samples, epochs = 5, 6
+    spec = smoke_spec(
+        "killed",
+        base={**SLOW_EPOCHS, "epochs": epochs},
+        search={"algorithm": "optuna", "num_samples": num_samples, "max_concurrent": 2, "seed": 7},
+        checkpoint_every=1,
+    )
+    spec_path = write_spec(tmp_path, spec)
+    env = cli_env()
+    driver = start_cli(
+        ["study", str(spec_path), "--tracking-uri", mlflow_server.uri],
+        tmp_path,
+        env,
+        tmp_path / "study.log",
+    )
+    try:
+        finished = wait_for(
+            lambda: [
+                run
+                for run in child_runs(mlflow_server.uri, "killed")
+                if run.info.status == "FINISHED"
+            ],
+            timeout=300,
+            what="a finished trial",
+        )
+        assert driver.poll() is None, (tmp_path / "study.log").read_text()[-3000:]
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only, as an OOM killer or `kill -9` would
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert len(finished) < num_samples, "the study was already done: the kill proves nothing"
+    kill_ray_processes(ray_tmpdir)  # the orphans of the killed session (they linger otherwise)
+    assert not ray_processes(ray_tmpdir)
+    running_at_kill = [
+        run for run in child_runs(mlflow_server.uri, "killed") if run.info.status == "RUNNING"
+    ]
+    assert running_at_kill, "a trial was running when the driver died"
+
+    resumed = run_cli(["resume", "killed"], tmp_path, env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Study killed" in resumed.stdout and "Best trial for erank_means" in resumed.stdout, (
+        resumed.stdout[-3000:]
+    )
+
+    experiment_dir = tmp_path / "studies" / "killed" / "ray" / "killed"
+    configs = tune_trial_configs(experiment_dir)
+    assert len(configs) == num_samples
+    drawn = [tuple(sorted(config.items())) for config in configs.values()]
+    assert len(set(drawn)) == num_samples, "a reset searcher would draw its first configs again"
+    parent, children = study_runs(mlflow_server.uri, "killed")
+    assert parent.info.status == "FINISHED"
+    assert not [run.info.run_id for run in children if run.info.status == "RUNNING"]
+    by_trial: dict[str, list[Any]] = {}
+    for run in children:
+        by_trial.setdefault(run.data.tags["hcl.trial_id"], []).append(run)
+    for trial_id in configs:
+        (run,) = by_trial.pop(trial_id)  # a resumed trial continued its own run
+        assert run.info.status == "FINISHED" and run.data.tags["hcl.status"] == "finished"
+        assert_every_step_once(mlflow_server.uri, run, epochs)
+    for runs in by_trial.values():  # trials Tune had not recorded before the kill
+        assert all(run.info.status in ("KILLED", "FAILED") for run in runs)
+    continued = [run for run in running_at_kill if run.data.tags["hcl.trial_id"] in configs]
+    assert continued, "a trial cut off by the kill is resumed in its own MLflow run"
+
+
+def test_lost_worker_node_reschedules_its_trial(
+    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loopback cluster (head without CPUs, two 1-CPU workers) runs two trials; the node of
+    one dies mid-trial (SIGKILL, no graceful shutdown). Tune retries that trial from its last
+    checkpoint on the surviving node, and it completes in its own MLflow run."""
+    from ray.cluster_utils import Cluster
+
+    epochs = 10
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the driver subprocess joins without a token
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
+    driver = None
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        spec = smoke_spec(
+            "nodelost",
+            base={**SLOW_EPOCHS, "epochs": epochs},
+            search={"algorithm": "random", "num_samples": 2, "max_concurrent": 2, "seed": 0},
+            checkpoint_every=1,
+            max_failures=2,
+        )
+        storage = tmp_path / "ray"
+        args = ["study", str(write_spec(tmp_path, spec)), "--address", cluster.address,
+                "--tracking-uri", mlflow_server.uri, "--storage", str(storage)]  # fmt: skip
+        driver = start_cli(args, tmp_path, cli_env(), tmp_path / "study.log")
+
+        def running_trial() -> tuple[str, str] | None:
+            for trial_dir in (storage / "nodelost").glob("*/"):
+                results = tune_results(trial_dir)
+                if results and results[-1]["epoch"] < epochs // 2:  # time left to kill it
+                    return trial_dir.name, results[-1]["node_id"]
+            return None
+
+        trial_id, node_id = wait_for(running_trial, timeout=300, what="a trial to report an epoch")
+        (victim,) = [node for node in workers if node.node_id == node_id]
+        epochs_before = len(tune_results(storage / "nodelost" / trial_id))
+        cluster.remove_node(victim, allow_graceful=False)  # from the main thread only
+
+        driver.wait(timeout=600)
+        log = (tmp_path / "study.log").read_text(errors="replace")
+        assert driver.returncode == 0, log[-4000:]
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        cluster.shutdown()
+
+    results = tune_results(storage / "nodelost" / trial_id)
+    assert results[-1]["epoch"] == epochs - 1
+    assert results[-1]["node_id"] != node_id, "the trial finished on the surviving node"
+    assert epochs_before < epochs
+    parent, children = study_runs(mlflow_server.uri, "nodelost")
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    for run in children:
+        assert run.info.status == "FINISHED" and run.data.tags["hcl.status"] == "finished"
+        assert_every_step_once(mlflow_server.uri, run, epochs)

@@ -104,6 +104,22 @@ def resolve_cifar_dir(root: Path, layout: CifarLayout) -> Path:
     return folder
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only, so a planted file cannot run code."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
+        return super().find_class(module, name)
+
+
 def read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Read one pickled batch.
 
@@ -115,7 +131,7 @@ def read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """
     try:
         with open(path, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
+            batch = _CifarUnpickler(handle, encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)  # (N, 3072)
         labels = np.asarray(batch[label_key], dtype=np.int64)  # (N,)
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:

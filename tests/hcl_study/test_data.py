@@ -307,3 +307,23 @@ def test_image_folder_augmentation_and_plain_train_eval(tmp_path: Path) -> None:
     assert torch.equal(image_eval, expected)
     assert label_eval.item() == label
     assert bundle.train[0][1].item() == label
+
+
+def test_cifar_batch_with_code_is_refused(tmp_path: Path) -> None:
+    """A planted pickle that would run code is refused, and the code never runs."""
+    import os
+    import pickle
+
+    from hcl_study.data.cifar import read_batch
+
+    marker = tmp_path / "hacked"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}))
+    with pytest.raises(DataError, match="refusing to load"):
+        read_batch(path, b"labels")
+    assert not marker.exists()

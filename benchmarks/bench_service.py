@@ -106,7 +106,11 @@ def steady_state(epochs: int, workdir: Path) -> dict[str, float]:
     in_tune = [after - before for before, after in zip(reports, reports[1:], strict=False)]
     bare_median = statistics.median(bare[2:])
     tune_median = statistics.median(in_tune[2:])
-    return {"bare_epoch_s": bare_median, "tune_epoch_s": tune_median, "ratio": tune_median / bare_median}
+    return {
+        "bare_epoch_s": bare_median,
+        "tune_epoch_s": tune_median,
+        "ratio": tune_median / bare_median,
+    }
 
 
 def per_trial_overhead(workdir: Path, count: int = 8) -> dict[str, float]:
@@ -117,9 +121,15 @@ def per_trial_overhead(workdir: Path, count: int = 8) -> dict[str, float]:
     wall, trials = run(spec, workdir / "overhead")
     ends = sorted((rows[-1]["reported_at"], rows[-1]["epoch_seconds"]) for rows in trials)
     overheads = [
-        (end - previous_end) - work for (previous_end, _), (end, work) in zip(ends, ends[1:], strict=False)
+        (end - previous_end) - work
+        for (previous_end, _), (end, work) in zip(ends, ends[1:], strict=False)
     ]
-    return {"median_s": statistics.median(overheads), "max_s": max(overheads), "trials": count, "study_wall_s": wall}
+    return {
+        "median_s": statistics.median(overheads),
+        "max_s": max(overheads),
+        "trials": count,
+        "study_wall_s": wall,
+    }
 
 
 def whole_study(workdir: Path, epochs: int | None) -> dict[str, float]:
@@ -134,7 +144,9 @@ def whole_study(workdir: Path, epochs: int | None) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs (quick.yaml at 10 epochs)")
+    parser.add_argument(
+        "--quick", action="store_true", help="shorter runs (quick.yaml at 10 epochs)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -46,7 +46,9 @@ def user_errors_exit_2(command: F) -> F:
             return command(*args, **kwargs)
         except UserError as error:
             # Escaped: messages quote user input and ranges like [low, high], not markup.
-            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
@@ -55,7 +57,12 @@ def user_errors_exit_2(command: F) -> F:
 @app.command()
 @user_errors_exit_2
 def train(
-    out: Annotated[Path, typer.Option(help="Output folder: metrics.jsonl, class_means.npy, spectrum.npy, checkpoint.pt.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output folder: metrics.jsonl, class_means.npy, spectrum.npy, checkpoint.pt."
+        ),
+    ],
     config: Annotated[
         Path | None, typer.Option(help="YAML training config (defaults apply to missing keys).")
     ] = None,
@@ -71,7 +78,8 @@ def train(
     ] = 10,
 ) -> None:
     """Run one training run (no Ray, no MLflow) and write its metrics and class means."""
-    from hcl_study.train import CHECKPOINT_FILE, Trainer, train as run_training
+    from hcl_study.train import CHECKPOINT_FILE, Trainer
+    from hcl_study.train import train as run_training
     from hcl_study.train.outputs import RunOutputs
 
     train_config = _load_train_config(config, set_ or [])
@@ -87,8 +95,13 @@ def train(
     (out / "config.yaml").write_text(_dump_yaml(train_config.model_dump(mode="json")))
 
     with Progress(
-        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"), console=console, transient=False,
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=False,
     ) as progress:
         task = progress.add_task(
             "train", total=train_config.epochs, completed=trainer.epoch, status=""
@@ -158,32 +171,46 @@ def study(
     spec: Annotated[Path, typer.Argument(help="Study spec (YAML), e.g. search_spaces/quick.yaml.")],
     address: Annotated[
         str | None,
-        typer.Option(help="Ray cluster to join ('auto', HOST:PORT, ray://HOST:10001); default: RAY_ADDRESS, else local Ray."),
+        typer.Option(
+            help="Ray cluster to join ('auto', HOST:PORT, ray://HOST:10001); "
+            "default: RAY_ADDRESS, else local Ray."
+        ),
     ] = None,
     tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI; default: the spec's, else studies/NAME/mlflow.db.")
+        str | None,
+        typer.Option(help="MLflow tracking URI; default: the spec's, else studies/NAME/mlflow.db."),
     ] = None,
     storage: Annotated[
-        str | None, typer.Option(help="Tune storage path (shared folder or s3:// URI on a cluster).")
+        str | None,
+        typer.Option(help="Tune storage path (shared folder or s3:// URI on a cluster)."),
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a spec key, e.g. --set base.data.root=/data/cifar100 (repeatable)."),
+        typer.Option(
+            "--set",
+            help="Override a spec key, e.g. --set base.data.root=/data/cifar100 (repeatable).",
+        ),
     ] = None,
 ) -> None:
     """Run a hyperparameter study: Ray Tune trials, every one logged to MLflow."""
     from hcl_study.study.runner import run_study
 
     overrides = dict(_parse_set(text) for text in set_ or [])
-    summary = run_study(spec, address=address, tracking_uri=tracking_uri, storage=storage, overrides=overrides)
+    summary = run_study(
+        spec, address=address, tracking_uri=tracking_uri, storage=storage, overrides=overrides
+    )
     _print_study_summary(summary)
 
 
 @app.command()
 @user_errors_exit_2
 def resume(
-    name_or_path: Annotated[str, typer.Argument(help="Study name (under studies/) or study folder.")],
-    address: Annotated[str | None, typer.Option(help="Ray cluster to join; default: local Ray.")] = None,
+    name_or_path: Annotated[
+        str, typer.Argument(help="Study name (under studies/) or study folder.")
+    ],
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join; default: local Ray.")
+    ] = None,
 ) -> None:
     """Finish an interrupted study where it stopped (same trials, same MLflow runs)."""
     from hcl_study.study.runner import resume_study
@@ -212,12 +239,19 @@ def _print_study_summary(summary: Any) -> None:
     console.print(table)
     if summary.best:
         best = summary.best
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in best["params"].items()
+        )
         console.print(
-            f"Best trial for {best['metric']}: {best['value']:.4g} ({best['regime']}) with {params}; "
+            f"Best trial for {best['metric']}: {best['value']:.4g} ({best['regime']}) "
+            f"with {params}; "
             f"MLflow run {best['mlflow_run_id']}"
         )
-    console.print(f"MLflow: {summary.tracking_uri} · experiment {summary.experiment_id} · parent run {summary.parent_run_id}")
+    console.print(
+        f"MLflow: {summary.tracking_uri} · experiment {summary.experiment_id} · "
+        f"parent run {summary.parent_run_id}"
+    )
     console.print(f"Open the UI: [bold]{summary.ui_command()}[/]")
 
 

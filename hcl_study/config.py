@@ -211,7 +211,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+        raise ValueError(
+            f"{path}: expected a mapping at the top level, got {type(loaded).__name__}"
+        )
     return loaded
 
 

@@ -77,7 +77,11 @@ class _History:
         self.spectra.append(result.spectrum.astype(np.float64))
 
     def save(self, directory: Path) -> None:
-        np.savez(directory / HISTORY_FILE, class_means=np.stack(self.class_means), spectra=np.stack(self.spectra))
+        np.savez(
+            directory / HISTORY_FILE,
+            class_means=np.stack(self.class_means),
+            spectra=np.stack(self.spectra),
+        )
 
     def load(self, directory: Path, epochs: int) -> None:
         path = directory / HISTORY_FILE

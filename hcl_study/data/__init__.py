@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hcl_study.config import (
     CifarData,
     DataConfig,
@@ -9,8 +11,6 @@ from hcl_study.config import (
     ImageFolderData,
     LatentClassData,
 )
-from pathlib import Path
-
 from hcl_study.data.bundle import DataBundle
 from hcl_study.data.cifar import LAYOUTS, load_cifar, resolve_cifar_dir
 from hcl_study.data.digits import load_digits

@@ -21,7 +21,9 @@ class TrialRunCloser(Callback):
     Runs the trainable closed itself keep its account (finished, diverged).
     """
 
-    def __init__(self, tracking_uri: str, study_name: str, experiment_id: str, parent_run_id: str) -> None:
+    def __init__(
+        self, tracking_uri: str, study_name: str, experiment_id: str, parent_run_id: str
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.study_name = study_name
         self.experiment_id = experiment_id
@@ -44,7 +46,9 @@ class TrialRunCloser(Callback):
         from hcl_study.tracking import StudyRun
 
         result = trial.last_result or {}
-        study_run = StudyRun(self.tracking_uri, self.study_name, self.experiment_id, self.parent_run_id)
+        study_run = StudyRun(
+            self.tracking_uri, self.study_name, self.experiment_id, self.parent_run_id
+        )
         try:
             study_run.close_trial(
                 trial.trial_id, status, result.get("regime"), run_id=result.get("mlflow_run_id")

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from hcl_study.errors import UserError
 from hcl_study.config import read_yaml_file, with_overrides
+from hcl_study.errors import UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
 
 STUDY_FILE = "study.json"
@@ -152,7 +152,9 @@ def connect_ray(address: str | None, spec: StudySpec) -> None:
         else:
             ray.init(include_dashboard=False, num_gpus=_local_gpus())
     except ConnectionError as error:
-        raise UserError(f"--address / RAY_ADDRESS: cannot join the Ray cluster at {address}: {error}") from None
+        raise UserError(
+            f"--address / RAY_ADDRESS: cannot join the Ray cluster at {address}: {error}"
+        ) from None
     try:
         _check_resources(spec, ray.cluster_resources())
     except UserError:
@@ -189,9 +191,9 @@ def run_study(
     Running a spec whose study already exists continues that study (or, when it is
     complete, reports it again) instead of starting over.
     """
-    from hcl_study.tracking import check_tracking_uri
-
     from ray import tune
+
+    from hcl_study.tracking import check_tracking_uri
 
     try:
         raw = with_overrides(read_yaml_file(spec_path), overrides or {})
@@ -200,7 +202,9 @@ def run_study(
     spec = parse_study_spec(raw, source=f"study spec {spec_path}")
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
     existing = Path(location.study_dir, STUDY_FILE)
-    if existing.exists() and tune.Tuner.can_restore(StudyLocation.load(existing.parent).experiment_path):
+    if existing.exists() and tune.Tuner.can_restore(
+        StudyLocation.load(existing.parent).experiment_path
+    ):
         # Running a spec again continues (or, when complete, re-reports) the same study.
         _require_same_spec(existing.parent, spec)
         return resume_study(location.study_dir, address=address)
@@ -246,19 +250,28 @@ def resume_study(name_or_path: str, *, address: str | None = None) -> StudySumma
     spec = parse_study_spec(yaml.safe_load((study_dir / SPEC_FILE).read_text()))
     check_tracking_uri(location.tracking_uri)
     if not tune.Tuner.can_restore(location.experiment_path):
-        raise UserError(f"NAME_OR_PATH: {location.experiment_path} holds no restorable Tune experiment.")
+        raise UserError(
+            f"NAME_OR_PATH: {location.experiment_path} holds no restorable Tune experiment."
+        )
     connect_ray(address, spec)
     return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=True)
 
 
-def _fit(spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: bool) -> StudySummary:
+def _fit(
+    spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: bool
+) -> StudySummary:
     import ray
     from ray import tune
 
     from hcl_study.study.callbacks import TrialRunCloser
-    from hcl_study.study.search import build_scheduler, build_search_algorithm, num_samples, param_space
-    from hcl_study.trainable import TrialContext, hcl_trainable
+    from hcl_study.study.search import (
+        build_scheduler,
+        build_search_algorithm,
+        num_samples,
+        param_space,
+    )
     from hcl_study.tracking import StudyRun
+    from hcl_study.trainable import TrialContext, hcl_trainable
 
     local_store = location.tracking_uri.startswith("sqlite:")
     study_run = StudyRun.start_or_resume(
@@ -306,7 +319,10 @@ def _fit(spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: 
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     callbacks=[
                         TrialRunCloser(
-                            location.tracking_uri, spec.name, study_run.experiment_id, study_run.run_id
+                            location.tracking_uri,
+                            spec.name,
+                            study_run.experiment_id,
+                            study_run.run_id,
                         )
                     ],
                     verbose=1,
@@ -322,7 +338,9 @@ def _fit(spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: 
     if spec.search.algorithm == "boundary":
         study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_FILE)
     summary = summarize(spec, location, grid)
-    study_run.set_tags({f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()})
+    study_run.set_tags(
+        {f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()}
+    )
     study_run.finish("FINISHED")
     return summary
 
@@ -346,7 +364,9 @@ def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySumma
         regimes["failed" if result.error else (result.metrics or {}).get("regime", "unknown")] += 1
     best = None
     try:
-        best_result = grid.get_best_result(spec.objective.metric, spec.objective.mode, filter_nan_and_inf=True)
+        best_result = grid.get_best_result(
+            spec.objective.metric, spec.objective.mode, filter_nan_and_inf=True
+        )
         best = {
             "metric": spec.objective.metric,
             "value": best_result.metrics.get(spec.objective.metric),

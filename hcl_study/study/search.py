@@ -31,7 +31,10 @@ def param_space(spec: StudySpec) -> dict[str, Any]:
     if spec.search.algorithm == "boundary":
         return {}  # the boundary searcher owns its space
     if spec.search.algorithm == "grid":
-        return {path: tune.grid_search(list(entry.grid or entry.choice or [])) for path, entry in spec.space.items()}
+        return {
+            path: tune.grid_search(list(entry.grid or entry.choice or []))
+            for path, entry in spec.space.items()
+        }
     return {path: tune_domain(entry) for path, entry in spec.space.items()}
 
 

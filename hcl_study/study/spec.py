@@ -19,7 +19,14 @@ from hcl_study.config import (
 from hcl_study.errors import UserError, describe_validation_error
 from hcl_study.geometry import METRIC_KEYS
 
-TRAINING_METRICS = ("loss", "loss_hard", "loss_plain", "ncm_accuracy_test", "regime_code", "epoch_seconds")
+TRAINING_METRICS = (
+    "loss",
+    "loss_hard",
+    "loss_plain",
+    "ncm_accuracy_test",
+    "regime_code",
+    "epoch_seconds",
+)
 REPORTED_METRICS: tuple[str, ...] = tuple(dict.fromkeys((*TRAINING_METRICS, *METRIC_KEYS)))
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "grid")
 
@@ -49,7 +56,8 @@ class SpaceEntry(BaseModel):
         given = [name for name in DISTRIBUTIONS if self.values_of(name) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"give exactly one distribution out of {', '.join(DISTRIBUTIONS)} (got {given or 'none'})"
+                f"give exactly one distribution out of {', '.join(DISTRIBUTIONS)} "
+                f"(got {given or 'none'})"
             )
         bounds = self.uniform or self.loguniform or self.integer
         if bounds is not None and not bounds[0] < bounds[1]:
@@ -136,7 +144,8 @@ class StudySpec(_Strict):
 def _check_metric(field: str, metric: str | None) -> None:
     if metric is not None and metric not in REPORTED_METRICS:
         raise UserError(
-            f"Invalid study spec: {field}: unknown metric {metric!r}; allowed: {', '.join(REPORTED_METRICS)}."
+            f"Invalid study spec: {field}: unknown metric {metric!r}; "
+            f"allowed: {', '.join(REPORTED_METRICS)}."
         )
 
 
@@ -195,7 +204,10 @@ def _check_rules(spec: StudySpec, source: str) -> None:
                 "loguniform axis."
             )
         if [p for p, k in kinds.items() if k == "int"]:
-            raise UserError(f"Invalid {source}: space: boundary search takes uniform, loguniform and choice axes.")
+            raise UserError(
+                f"Invalid {source}: space: boundary search takes uniform, loguniform "
+                "and choice axes."
+            )
     _check_metric("objective.metric", spec.objective.metric)
     if spec.scheduler.name == "asha":
         _check_metric("scheduler.metric", spec.scheduler.metric or spec.objective.metric)
@@ -217,7 +229,9 @@ def _check_trial_configs(spec: StudySpec, source: str) -> None:
                 spec.trial_config({path: value})
             except ValidationError as error:
                 detail = describe_validation_error(error, source="trial config", prefix="base.")
-                raise UserError(f"Invalid {source}: space.{path} allows {value!r}. {detail}") from None
+                raise UserError(
+                    f"Invalid {source}: space.{path} allows {value!r}. {detail}"
+                ) from None
 
 
 def parse_study_spec(raw: dict[str, Any], *, source: str = "study spec") -> StudySpec:

@@ -261,7 +261,9 @@ def train(
     return results
 
 
-def _build_optimizer(config: TrainConfig, params: Iterator[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def _build_optimizer(
+    config: TrainConfig, params: Iterator[torch.nn.Parameter]
+) -> torch.optim.Optimizer:
     opt = config.optimizer
     if opt.name == "adam":
         return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)

@@ -64,14 +64,38 @@ def test_smoke_spec_maps_to_tune(smoke: dict[str, Any]) -> None:
         ({"base__model__feature_dim": 0}, "base.model.feature_dim", "greater than or equal to 1"),
         ({"base__lossy": 1}, "base.lossy", "unknown key"),
         ({"search__num_samples": 0}, "search.num_samples", "greater than or equal to 1"),
-        ({"search__algorithm": "bayes"}, "search.algorithm", "'optuna', 'random', 'grid' or 'boundary'"),
+        (
+            {"search__algorithm": "bayes"},
+            "search.algorithm",
+            "'optuna', 'random', 'grid' or 'boundary'",
+        ),
         ({"search__max_concurrent": "two"}, "search.max_concurrent", "valid integer"),
-        ({"space__loss.beta": {"uniform": [-5.0, 3.0]}}, "space.loss.beta", "greater than or equal to 0"),
+        (
+            {"space__loss.beta": {"uniform": [-5.0, 3.0]}},
+            "space.loss.beta",
+            "greater than or equal to 0",
+        ),
         ({"space__loss.tau": {"uniform": [1.0, 0.5]}}, "space.loss.tau", "low < high"),
-        ({"space__optimizer.lr": {"loguniform": [0.0, 0.1]}}, "space.optimizer.lr", "low + offset > 0"),
-        ({"space__loss.tau": {"choice": [0.5], "uniform": [0.1, 1]}}, "space.loss.tau", "exactly one"),
-        ({"space__loss.temperature": {"choice": [0.5]}}, "space.loss.temperature", "not a training-config field"),
-        ({"space__normalization": {"choice": ["none", "cube"]}}, "space.normalization", "'none', 'ball' or 'sphere'"),
+        (
+            {"space__optimizer.lr": {"loguniform": [0.0, 0.1]}},
+            "space.optimizer.lr",
+            "low + offset > 0",
+        ),
+        (
+            {"space__loss.tau": {"choice": [0.5], "uniform": [0.1, 1]}},
+            "space.loss.tau",
+            "exactly one",
+        ),
+        (
+            {"space__loss.temperature": {"choice": [0.5]}},
+            "space.loss.temperature",
+            "not a training-config field",
+        ),
+        (
+            {"space__normalization": {"choice": ["none", "cube"]}},
+            "space.normalization",
+            "'none', 'ball' or 'sphere'",
+        ),
         ({"objective__metric": "accuracy"}, "objective.metric", "erank_means"),
         ({"scheduler__name": "hyperband"}, "scheduler.name", "'fifo' or 'asha'"),
         ({"resources__gpu": -1}, "resources.gpu", "greater than or equal to 0"),
@@ -105,19 +129,28 @@ def test_grid_study_runs_each_point_once(smoke: dict[str, Any]) -> None:
 
 
 def test_grid_needs_enumerable_values(smoke: dict[str, Any]) -> None:
-    with pytest.raises(UserError, match=r"space.loss.beta: search.algorithm 'grid' needs grid or choice"):
+    with pytest.raises(
+        UserError, match=r"space.loss.beta: search.algorithm 'grid' needs grid or choice"
+    ):
         parse_study_spec(_with(smoke, search={"algorithm": "grid"}))
 
 
 def test_grid_values_need_grid_algorithm(smoke: dict[str, Any]) -> None:
-    with pytest.raises(UserError, match=r"space.loss.beta: 'grid' values need search.algorithm: grid"):
+    with pytest.raises(
+        UserError, match=r"space.loss.beta: 'grid' values need search.algorithm: grid"
+    ):
         parse_study_spec(_with(smoke, **{"space__loss.beta": {"grid": [0, 5]}}))
 
 
 def test_boundary_search_refuses_asha(smoke: dict[str, Any]) -> None:
     raw = _with(
         smoke,
-        search={"algorithm": "boundary", "num_samples": 8, "order_parameter": "erank_ratio", "threshold": 0.9},
+        search={
+            "algorithm": "boundary",
+            "num_samples": 8,
+            "order_parameter": "erank_ratio",
+            "threshold": 0.9,
+        },
         scheduler={"name": "asha"},
     )
     with pytest.raises(UserError, match="scheduler.name: boundary search needs full-length trials"):
@@ -136,7 +169,10 @@ def test_offset_only_with_boundary_search(smoke: dict[str, Any]) -> None:
 
 
 def test_asha_scheduler_uses_named_metric(smoke: dict[str, Any]) -> None:
-    raw = _with(smoke, scheduler={"name": "asha", "metric": "etf_distance", "mode": "min", "grace_period": 2})
+    raw = _with(
+        smoke,
+        scheduler={"name": "asha", "metric": "etf_distance", "mode": "min", "grace_period": 2},
+    )
     scheduler = build_scheduler(parse_study_spec(raw))
     assert scheduler.metric == "etf_distance" and scheduler._max_t == 3
     with pytest.raises(UserError, match="scheduler.metric: unknown metric 'nope'"):

@@ -30,10 +30,14 @@ def write_spec(directory: Path, **changes: Any) -> Path:
     return path
 
 
-def check_complete_study(tracking_uri: str, study: str, experiment_dir: Path, epochs: int, trials: int) -> None:
+def check_complete_study(
+    tracking_uri: str, study: str, experiment_dir: Path, epochs: int, trials: int
+) -> None:
     parent, children = study_runs(tracking_uri, study)
     assert parent.info.status == "FINISHED"
-    assert {"hcl.version", "hcl.ray_version", "hcl.torch_version", "hcl.mlflow_version"} <= set(parent.data.tags)
+    assert {"hcl.version", "hcl.ray_version", "hcl.torch_version", "hcl.mlflow_version"} <= set(
+        parent.data.tags
+    )
     client = MlflowClient(tracking_uri)
     assert "spec.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
     assert len(children) == trials
@@ -69,21 +73,27 @@ def test_smoke_study_against_mlflow_server(mlflow_server: Any, tmp_path: Path) -
     check_complete_study(mlflow_server.uri, "smoke", storage / "smoke", epochs=3, trials=4)
 
 
-def test_smoke_study_with_default_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smoke_study_with_default_sqlite_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     spec = write_spec(tmp_path, name="smoke-sqlite")
     summary = run_study(spec)
     study_dir = tmp_path / "studies" / "smoke-sqlite"
     assert summary.tracking_uri == f"sqlite:///{study_dir / 'mlflow.db'}"
     assert summary.num_trials == 4 and sum(summary.regimes.values()) == 4
-    check_complete_study(summary.tracking_uri, "smoke-sqlite", study_dir / "ray" / "smoke-sqlite", epochs=3, trials=4)
+    check_complete_study(
+        summary.tracking_uri, "smoke-sqlite", study_dir / "ray" / "smoke-sqlite", epochs=3, trials=4
+    )
     # Running the same spec again re-reports the finished study instead of starting over.
     again = run_study(spec)
     assert again.parent_run_id == summary.parent_run_id and again.num_trials == 4
     assert len(study_runs(summary.tracking_uri, "smoke-sqlite")[1]) == 4
 
 
-def test_asha_study_closes_early_stopped_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asha_study_closes_early_stopped_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     base = yaml.safe_load(SMOKE.read_text())["base"] | {"epochs": 6}
     spec = write_spec(
@@ -92,7 +102,13 @@ def test_asha_study_closes_early_stopped_runs(tmp_path: Path, monkeypatch: pytes
         base=base,
         space={"optimizer.lr": {"loguniform": [1e-5, 1e-2]}, "loss.beta": {"uniform": [0.0, 30.0]}},
         search={"algorithm": "random", "num_samples": 8, "max_concurrent": 2, "seed": 1},
-        scheduler={"name": "asha", "metric": "erank_means", "mode": "max", "grace_period": 1, "reduction_factor": 2},
+        scheduler={
+            "name": "asha",
+            "metric": "erank_means",
+            "mode": "max",
+            "grace_period": 1,
+            "reduction_factor": 2,
+        },
     )
     summary = run_study(spec)
     iterations = tune_iterations(tmp_path / "studies" / "asha" / "ray" / "asha")
@@ -107,23 +123,40 @@ def test_asha_study_closes_early_stopped_runs(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.slow
-def test_multi_node_cluster_on_loopback(mlflow_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_multi_node_cluster_on_loopback(
+    mlflow_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A head and two worker nodes: trials land on several nodes and one MLflow server."""
     from ray.cluster_utils import Cluster
 
     # Ray's socket paths must stay under 108 bytes, so not below pytest's long tmp_path.
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
     try:
         cluster.add_node(num_cpus=1)
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        spec = write_spec(tmp_path, name="multinode", search={"algorithm": "random", "num_samples": 4, "max_concurrent": 2, "seed": 0})
+        spec = write_spec(
+            tmp_path,
+            name="multinode",
+            search={"algorithm": "random", "num_samples": 4, "max_concurrent": 2, "seed": 0},
+        )
         monkeypatch.chdir(tmp_path)
-        summary = run_study(spec, address=cluster.address, tracking_uri=mlflow_server.uri, storage=str(tmp_path / "ray"))
+        summary = run_study(
+            spec,
+            address=cluster.address,
+            tracking_uri=mlflow_server.uri,
+            storage=str(tmp_path / "ray"),
+        )
         assert summary.num_trials == 4 and "failed" not in summary.regimes
-        results = [yaml.safe_load(line) for path in (tmp_path / "ray" / "multinode").glob("*/result.json") for line in path.read_text().splitlines()[-1:]]
+        results = [
+            yaml.safe_load(line)
+            for path in (tmp_path / "ray" / "multinode").glob("*/result.json")
+            for line in path.read_text().splitlines()[-1:]
+        ]
         assert len({result["node_id"] for result in results}) == 2
         _, children = study_runs(mlflow_server.uri, "multinode")
         assert len(children) == 4 and all(run.info.status == "FINISHED" for run in children)
@@ -132,12 +165,17 @@ def test_multi_node_cluster_on_loopback(mlflow_server: Any, tmp_path: Path, monk
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def test_boundary_search_study_logs_its_estimate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_boundary_search_study_logs_its_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     spec = write_spec(
         tmp_path,
         name="boundary",
-        space={"loss.beta": {"loguniform": [0, 30], "offset": 1}, "loss.tau": {"uniform": [0.2, 1.0]}},
+        space={
+            "loss.beta": {"loguniform": [0, 30], "offset": 1},
+            "loss.tau": {"uniform": [0.2, 1.0]},
+        },
         search={
             "algorithm": "boundary",
             "num_samples": 6,

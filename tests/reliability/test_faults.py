@@ -227,23 +227,40 @@ def test_killed_driver_study_is_finished_by_resume(
         checkpoint_every=1,
     )
     spec_path = write_spec(tmp_path, spec)
-    env = cli_env()
+    # Tune snapshots its experiment state every second here (its default adapts to the
+    # snapshot cost), so the running trials and their checkpoints are in the saved state.
+    env = cli_env(TUNE_GLOBAL_CHECKPOINT_S="1")
     driver = start_cli(
         ["study", str(spec_path), "--tracking-uri", mlflow_server.uri],
         tmp_path,
         env,
         tmp_path / "study.log",
     )
+
+    def finished_and_checkpointed_running() -> list[Any]:
+        runs = child_runs(mlflow_server.uri, "killed")
+        finished = [run for run in runs if run.info.status == "FINISHED"]
+        running = [
+            run
+            for run in runs
+            if run.info.status == "RUNNING"
+            and len(MlflowClient(mlflow_server.uri).get_metric_history(run.info.run_id, "loss"))
+            >= 2
+        ]
+        return finished if running else []
+
     try:
         finished = wait_for(
-            lambda: [
-                run
-                for run in child_runs(mlflow_server.uri, "killed")
-                if run.info.status == "FINISHED"
-            ],
+            finished_and_checkpointed_running,
             timeout=300,
-            what="a finished trial",
+            what="a finished trial and a running one past its first checkpoint",
         )
+        time.sleep(1.5)  # an experiment-state snapshot or two
+        running_at_kill = {
+            run.info.run_id: run
+            for run in child_runs(mlflow_server.uri, "killed")
+            if run.info.status == "RUNNING"
+        }
         assert driver.poll() is None, (tmp_path / "study.log").read_text()[-3000:]
         os.kill(driver.pid, signal.SIGKILL)  # the driver only, as an OOM killer or `kill -9` would
         driver.wait(timeout=30)
@@ -254,9 +271,6 @@ def test_killed_driver_study_is_finished_by_resume(
     assert len(finished) < num_samples, "the study was already done: the kill proves nothing"
     kill_ray_processes(ray_tmpdir)  # the orphans of the killed session (they linger otherwise)
     assert not ray_processes(ray_tmpdir)
-    running_at_kill = [
-        run for run in child_runs(mlflow_server.uri, "killed") if run.info.status == "RUNNING"
-    ]
     assert running_at_kill, "a trial was running when the driver died"
 
     resumed = run_cli(["resume", "killed"], tmp_path, env)
@@ -282,7 +296,9 @@ def test_killed_driver_study_is_finished_by_resume(
         assert_every_step_once(mlflow_server.uri, run, epochs)
     for runs in by_trial.values():  # trials Tune had not recorded before the kill
         assert all(run.info.status in ("KILLED", "FAILED") for run in runs)
-    continued = [run for run in running_at_kill if run.data.tags["hcl.trial_id"] in configs]
+    continued = [
+        run for run in running_at_kill.values() if run.data.tags["hcl.trial_id"] in configs
+    ]
     assert continued, "a trial cut off by the kill is resumed in its own MLflow run"
 
 

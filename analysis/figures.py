@@ -246,6 +246,22 @@ def _draw_boundary(axes: Axes, boundary: PhaseBoundary) -> None:
         )  # fmt: skip
 
 
+def _draw_search_estimates(
+    axes: Axes, estimates: Sequence[dict[str, Any]], category: dict[str, Any], x: str, y: str
+) -> None:
+    """Dashed level-set contours of the boundary searcher whose category fits the panel."""
+    label = "boundary search"
+    for estimate in estimates:
+        level_set = estimate.get("level_set")
+        fits = all(category.get(key, value) == value for key, value in estimate["category"].items())
+        if not fits or level_set is None or level_set["axes"] != [x, y]:
+            continue
+        for line in level_set["contour"]:
+            points = np.asarray(line)  # (n, 2)
+            axes.plot(points[:, 0], points[:, 1], "--", color="black", linewidth=1.5, label=label)
+            label = None
+
+
 def _normalization_panels(trials: pd.DataFrame) -> list[dict[str, Any]]:
     if "normalization" not in trials:
         return [{}]
@@ -259,12 +275,15 @@ def plot_phase_diagram(
     *,
     x: str = "loss.beta",
     y: str = "loss.tau",
+    search_estimates: Sequence[dict[str, Any]] = (),
     path: Path | str | None = None,
 ) -> Figure:
     """Figure 7: trials coloured by regime with the estimated boundary and band.
 
     One panel per boundary category (e.g. per normalization). Without boundaries (none could
-    be estimated), one panel per normalization with the points only.
+    be estimated), one panel per normalization with the points only. A boundary-search study's
+    own final level set (the `estimates` of its `boundary_search.json`) is drawn dashed on the
+    panels of its category.
 
     Args:
         trials: The trial table (needs `x`, `y`, `regime` and the category columns).
@@ -284,6 +303,7 @@ def plot_phase_diagram(
         _draw_points(axes, _members(trials, category), x, y)
         if boundary is not None:
             _draw_boundary(axes, boundary)
+        _draw_search_estimates(axes, search_estimates, category, x, y)
         axes.set_title(_category_title(category), fontsize="medium")
         axes.set_xlabel(x)
         axes.set_ylabel(y)

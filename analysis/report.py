@@ -41,7 +41,12 @@ from analysis.figures import (
 )
 from analysis.loading import ID_COLUMNS, StudyData, load_singular_values, load_study_data
 from analysis.order_parameters import ORDER_PARAMETERS, add_order_parameters
-from hcl_study.tracking import StudyRun, redacted_uri
+from hcl_study.tracking import (
+    BOUNDARY_SEARCH_ARTIFACT,
+    StudyRun,
+    read_json_artifact,
+    redacted_uri,
+)
 
 REPORT_FILE = "report.html"
 TRIALS_FILE = "trials.csv"
@@ -92,6 +97,12 @@ def estimate_boundaries(
         return [], f"no boundary estimated: {error}"
 
 
+def _search_estimates(data: StudyData) -> list[dict[str, Any]]:
+    """The boundary searcher's own estimates, when the study was a boundary search."""
+    logged = read_json_artifact(data.tracking_uri, data.parent_run_id, BOUNDARY_SEARCH_ARTIFACT)
+    return list(logged["estimates"]) if logged else []
+
+
 def study_figures(
     data: StudyData,
     trials: pd.DataFrame,
@@ -120,7 +131,9 @@ def study_figures(
         "fig4_equal_inner_product.png": plot_equal_inner_product(history, labels),
         "fig5_within_class.png": plot_within_class(history, labels),
         "fig6_ncm_accuracy.png": plot_ncm_accuracy(history, labels),
-        "fig7_phase_diagram.png": plot_phase_diagram(trials, boundaries, x=x, y=y),
+        "fig7_phase_diagram.png": plot_phase_diagram(
+            trials, boundaries, x=x, y=y, search_estimates=_search_estimates(data)
+        ),
     }
 
 

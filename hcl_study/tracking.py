@@ -24,6 +24,7 @@ MLFLOW_HTTP_REQUEST_TIMEOUT, when set, take precedence. Our own retries run unti
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -837,6 +838,23 @@ def download_artifact(
     destination.mkdir(parents=True, exist_ok=True)
     download = partial(client.download_artifacts, run_id, artifact_path, str(destination))
     return Path(_call(download, "download an artifact", timeout_s))
+
+
+BOUNDARY_SEARCH_ARTIFACT = "boundary_search.json"
+"""A boundary-search study's final level set, on its parent run."""
+
+
+def read_json_artifact(
+    tracking_uri: str, run_id: str, artifact_path: str, timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+) -> Any | None:
+    """A run's JSON artifact (at the run's artifact root), or None when the run has none."""
+    client = MlflowClient(tracking_uri)
+    listed = _call(partial(client.list_artifacts, run_id), "list artifacts", timeout_s)
+    if artifact_path not in {entry.path for entry in listed}:
+        return None
+    with tempfile.TemporaryDirectory(prefix="hcl-json-") as folder:
+        path = download_artifact(tracking_uri, run_id, artifact_path, Path(folder), timeout_s)
+        return json.loads(path.read_text(encoding="utf-8"))
 
 
 BULK_HISTORY_ENDPOINT = "/api/2.0/mlflow/metrics/get-history-bulk-interval"

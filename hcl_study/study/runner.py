@@ -22,7 +22,6 @@ from hcl_study.study.spec import StudySpec, parse_study_spec
 
 STUDY_FILE = "study.json"
 SPEC_FILE = "spec.yaml"
-BOUNDARY_FILE = "boundary_search.json"
 STUDIES_DIR = "studies"
 
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -270,7 +269,7 @@ def _fit(
         num_samples,
         param_space,
     )
-    from hcl_study.tracking import StudyRun
+    from hcl_study.tracking import BOUNDARY_SEARCH_ARTIFACT, StudyRun
     from hcl_study.trainable import TrialContext, hcl_trainable
 
     local_store = location.tracking_uri.startswith("sqlite:")
@@ -336,7 +335,7 @@ def _fit(
         ray.shutdown()
     study_run.close_dangling_trials(status="KILLED")
     if spec.search.algorithm == "boundary":
-        study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_FILE)
+        study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_SEARCH_ARTIFACT)
     summary = summarize(spec, location, grid)
     study_run.set_tags(
         {f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()}

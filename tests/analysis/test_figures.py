@@ -148,3 +148,25 @@ def test_phase_diagram_without_boundaries_has_a_panel_per_normalization(
     ]
     assert _scatter_points(figure) == [18, 19]
     assert not any(axes.lines for axes in figure.axes)
+
+
+def test_phase_diagram_draws_the_boundary_searchers_estimate(phase_trials: pd.DataFrame) -> None:
+    """A boundary-search study's own level set goes, dashed, on its category's panel only."""
+    line = [[1.0, 0.2], [10.0, 0.6], [30.0, 0.9]]
+    estimates = [
+        {
+            "category": {"normalization": "sphere"},
+            "level_set": {"axes": ["loss.beta", "loss.tau"], "contour": [line]},
+        },
+        {  # another pair of axes: not drawn
+            "category": {"normalization": "none"},
+            "level_set": {"axes": ["optimizer.lr", "loss.tau"], "contour": [line]},
+        },
+    ]
+    figure = plot_phase_diagram(phase_trials, [], search_estimates=estimates)
+    none_axes, sphere_axes = figure.axes
+    assert not none_axes.lines
+    (drawn,) = sphere_axes.lines
+    assert drawn.get_linestyle() == "--"
+    assert drawn.get_xdata().tolist() == [1.0, 10.0, 30.0]
+    assert "boundary search" in sphere_axes.get_legend_handles_labels()[1]

@@ -15,6 +15,10 @@ import yaml
 from mlflow import MlflowClient
 from study_checks import metric_steps, study_runs, tune_iterations, tune_trial_configs
 
+from analysis.boundary import estimate_phase_boundary
+from analysis.loading import load_study_data
+from analysis.order_parameters import add_order_parameters
+from analysis.report import study_figures
 from hcl_study.study.runner import run_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +201,16 @@ def test_boundary_search_study_logs_its_estimate(
     estimate = yaml.safe_load(Path(local).read_text())
     assert estimate["order_parameter"] == "erank_ratio" and estimate["threshold"] == 0.8
     assert sum(cell["n_completed"] + cell["n_failed"] for cell in estimate["estimates"]) == 6
+    # The analysis draws the searcher's own level set on the phase diagram, dashed.
+    search_lines = sum(
+        len(cell["level_set"]["contour"]) for cell in estimate["estimates"] if cell["level_set"]
+    )
+    figure = study_figures(*_report_inputs(summary.tracking_uri))["fig7_phase_diagram.png"]
+    dashed = [line for ax in figure.axes for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == search_lines * len(figure.axes)
+
+
+def _report_inputs(tracking_uri: str) -> tuple[Any, Any, Any]:
+    data = load_study_data(tracking_uri, "boundary")
+    trials = add_order_parameters(data.trials)
+    return data, trials, estimate_phase_boundary(trials)

@@ -8,7 +8,6 @@ Only the `ray.tune.*` API is used (Ray >= 2.51).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from hcl_study.config import TrainConfig, flatten, with_overrides
 from hcl_study.faults import inject_fault
 from hcl_study.tracking import TrialRun
 from hcl_study.train import EpochResult, Trainer
+from hcl_study.train.pipeline import EpochPipeline, PipelinedEpoch
 
 HISTORY_FILE = "history.npz"
 PROGRESS_COLUMNS = ("erank_means", "etf_distance", "loss")
@@ -113,25 +113,28 @@ def hcl_trainable(params: dict[str, Any], context: TrialContext) -> None:
         params=flatten(config.model_dump(mode="json")),
         study_name=context.study_name,
     )
-    while trainer.epoch < config.epochs:
-        inject_fault(trial_id, trainer.epoch)
-        result = trainer.run_epoch()
-        history.append(result)
-        run.log_epoch(result.epoch, mlflow_metrics(result))
-        last = trainer.epoch >= config.epochs or result.diverged
-        if last:
-            class_means, spectra = history.arrays()
-            run.log_final_artifacts(class_means, spectra)
-            run.finish(status="diverged" if result.diverged else "finished", regime=result.regime)
-        metrics = tune_metrics(result, config.epochs, run.run_id)
-        if last or trainer.epoch % context.checkpoint_every == 0:
-            # A retry resumes after the checkpoint, so what it covers must be in MLflow.
-            run.flush()
-            with tempfile.TemporaryDirectory() as directory:
-                trainer.save(directory)
-                history.save(Path(directory))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        else:
-            tune.report(metrics)
-        if result.diverged:
-            return
+    # `tune.report` blocks until the driver has processed the result: the next epoch trains
+    # meanwhile, on the pipeline's thread.
+    with EpochPipeline(trainer, context.checkpoint_every) as epochs:
+        for epoch in epochs:
+            inject_fault(trial_id, epoch.result.epoch)
+            _report(epoch, run, history, config.epochs)
+
+
+def _report(epoch: PipelinedEpoch, run: TrialRun, history: _History, total_epochs: int) -> None:
+    """Log one epoch to MLflow and report it to Tune, with a checkpoint where it has one."""
+    result = epoch.result
+    history.append(result)
+    run.log_epoch(result.epoch, mlflow_metrics(result))
+    if epoch.last:
+        class_means, spectra = history.arrays()
+        run.log_final_artifacts(class_means, spectra)
+        run.finish(status="diverged" if result.diverged else "finished", regime=result.regime)
+    metrics = tune_metrics(result, total_epochs, run.run_id)
+    if epoch.state_dir is None:
+        tune.report(metrics)
+        return
+    # A retry resumes after the checkpoint, so what it covers must be in MLflow.
+    run.flush()
+    history.save(epoch.state_dir)
+    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(epoch.state_dir)))

@@ -70,6 +70,28 @@ def evaluate_geometry(
         model, train_eval, device=device, batch_size=batch_size, autocast=autocast
     )
     z_test, y_test = embed(model, test, device=device, batch_size=batch_size, autocast=autocast)
+    return geometry_of_features(
+        z_train, y_train, z_test, y_test, num_classes=num_classes, batch_size=batch_size
+    )
+
+
+def geometry_of_features(
+    z_train: Tensor,
+    y_train: Tensor,
+    z_test: Tensor,
+    y_test: Tensor,
+    *,
+    num_classes: int,
+    batch_size: int,
+) -> GeometryResult:
+    """The geometry metrics, regime and NCM test accuracy of already embedded sets.
+
+    Args:
+        z_train: Training-set features (N, d); y_train: their labels (N,).
+        z_test: Test-set features (M, d); y_test: their labels (M,).
+        num_classes: C.
+        batch_size: Rows per streaming update of the accumulator.
+    """
     with _blas_threadpools().limit(limits=1, user_api="blas"):
         accumulator = GeometryAccumulator(num_classes, z_train.shape[1])
         batches = [

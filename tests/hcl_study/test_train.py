@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch.utils.data import TensorDataset
 from hcl_study.config import TrainConfig, read_yaml_file, with_overrides
 from hcl_study.geometry import METRIC_KEYS, REGIME_CODES, GeometryAccumulator
 from hcl_study.train import CHECKPOINT_FILE, DIVERGED, EpochResult, Trainer, train
+from hcl_study.train.pipeline import EpochPipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_KEYS = (
@@ -254,3 +256,96 @@ def test_latent_class_c50_hardness_lifts_dimensional_collapse() -> None:
 
     assert final[0.0]["dc_count"] >= 10, final[0.0]
     assert final[30.0]["erank_means"] >= 1.5 * final[0.0]["erank_means"], (final[0.0], final[30.0])
+
+
+# ------------------------------------------------------------------ EpochPipeline
+def test_pipeline_gives_the_loop_results_and_the_state_of_each_checkpoint_epoch(
+    tmp_path: Path,
+) -> None:
+    config = small_config(epochs=5)
+    loop = Trainer(config)
+    expected, states = [], {}
+    for _ in range(config.epochs):
+        expected.append(loop.run_epoch())
+        states[loop.epoch] = {k: v.clone() for k, v in loop.model.state_dict().items()}
+
+    received, saved_at = [], []
+    with EpochPipeline(Trainer(config), checkpoint_every=2) as epochs:
+        for epoch in epochs:
+            received.append(epoch.result)
+            assert epoch.last == (epoch.result.epoch == config.epochs - 1)
+            if epoch.state_dir is not None:
+                done = epoch.result.epoch + 1
+                saved_at.append(done)
+                restored = Trainer(config)
+                restored.restore(epoch.state_dir)
+                assert restored.epoch == done
+                for name, tensor in restored.model.state_dict().items():
+                    assert torch.equal(tensor, states[done][name]), name
+
+    assert_same_run(expected, received)
+    assert saved_at == [2, 4, 5]  # every 2 epochs done, and the last
+
+
+def test_pipeline_trains_at_most_one_epoch_ahead_and_stops_when_left() -> None:
+    trainer = Trainer(small_config(epochs=8))
+    with EpochPipeline(trainer, checkpoint_every=3) as epochs:
+        for epoch in epochs:
+            done = epoch.result.epoch + 1
+            deadline = time.monotonic() + 60
+            while trainer.epoch < done + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)  # a slow caller: time for several more epochs, were they allowed
+            assert trainer.epoch == done + 1
+            if done == 4:
+                break
+    assert trainer.epoch == 5  # the worker stopped after the epoch it had trained ahead
+
+
+def test_pipeline_deletes_saved_states_once_handled_or_left(tmp_path: Path) -> None:
+    seen: list[Path] = []
+    with EpochPipeline(Trainer(small_config(epochs=4)), checkpoint_every=1) as epochs:
+        for epoch in epochs:
+            assert epoch.state_dir is not None and epoch.state_dir.is_dir()
+            assert all(not path.exists() for path in seen)
+            seen.append(epoch.state_dir)
+            if epoch.result.epoch == 1:
+                break
+    assert len(seen) == 2
+    assert not any(path.exists() for path in seen)
+
+
+def test_pipeline_hands_worker_errors_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(small_config(epochs=4))
+    original = trainer.run_epoch
+
+    def failing_second_epoch() -> EpochResult:
+        if trainer.epoch == 1:
+            raise RuntimeError("out of memory in epoch 1")
+        return original()
+
+    monkeypatch.setattr(trainer, "run_epoch", failing_second_epoch)
+    received = []
+    with (
+        pytest.raises(RuntimeError, match="out of memory in epoch 1"),
+        EpochPipeline(trainer, checkpoint_every=1) as epochs,
+    ):
+        for epoch in epochs:
+            received.append(epoch.result.epoch)
+    assert received == [0]
+
+
+def test_pipeline_ends_at_a_diverged_epoch_and_yields_nothing_when_done(tmp_path: Path) -> None:
+    config = small_config(
+        epochs=5, normalization="none", **{"optimizer.name": "sgd", "optimizer.lr": 1e6}
+    )
+    with EpochPipeline(Trainer(config), checkpoint_every=10) as epochs:
+        received = list(epochs)
+    assert received[-1].result.diverged and received[-1].last
+    assert received[-1].state_dir is not None  # the last epoch is always saved
+    assert not any(epoch.result.diverged for epoch in received[:-1])
+
+    finished = Trainer(small_config(epochs=2))
+    train(finished.config, trainer=finished)
+    with EpochPipeline(finished, checkpoint_every=1) as epochs:
+        assert list(epochs) == []

@@ -97,7 +97,7 @@ def estimate_boundaries(
         return [], f"no boundary estimated: {error}"
 
 
-def _search_estimates(data: StudyData) -> list[dict[str, Any]]:
+def read_boundary_estimates(data: StudyData) -> list[dict[str, Any]]:
     """The boundary searcher's own estimates, when the study was a boundary search."""
     logged = read_json_artifact(data.tracking_uri, data.parent_run_id, BOUNDARY_SEARCH_ARTIFACT)
     return list(logged["estimates"]) if logged else []
@@ -132,7 +132,7 @@ def study_figures(
         "fig5_within_class.png": plot_within_class(history, labels),
         "fig6_ncm_accuracy.png": plot_ncm_accuracy(history, labels),
         "fig7_phase_diagram.png": plot_phase_diagram(
-            trials, boundaries, x=x, y=y, search_estimates=_search_estimates(data)
+            trials, boundaries, x=x, y=y, search_estimates=read_boundary_estimates(data)
         ),
     }
 

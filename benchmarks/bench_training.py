@@ -74,22 +74,17 @@ def evaluate(trainer: Trainer) -> None:
 
 
 def embed_both(trainer: Trainer) -> tuple[torch.Tensor, ...]:
-    """The forward passes of the evaluation alone (train and test sets, eval mode)."""
-    z_train, y_train = embed(
-        trainer.model,
-        trainer.data.train_eval,
-        device=trainer.device,
-        batch_size=trainer.config.eval_batch_size,
-        autocast=trainer._autocast,
-    )
-    z_test, y_test = embed(
-        trainer.model,
-        trainer.data.test,
-        device=trainer.device,
-        batch_size=trainer.config.eval_batch_size,
-        autocast=trainer._autocast,
-    )
-    return z_train, y_train, z_test, y_test
+    """The forward passes of the evaluation alone: train and test features and labels."""
+    features: tuple[torch.Tensor, ...] = ()
+    for dataset in (trainer.data.train_eval, trainer.data.test):
+        features += embed(
+            trainer.model,
+            dataset,
+            device=trainer.device,
+            batch_size=trainer.config.eval_batch_size,
+            autocast=trainer._autocast,
+        )
+    return features
 
 
 def metrics_of(trainer: Trainer, features: tuple[torch.Tensor, ...]) -> None:

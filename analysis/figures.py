@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps, rcParams
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -30,6 +31,7 @@ REGIME_COLORS: dict[str, str] = {
 NO_REGIME_LABEL = "no final regime"
 BOUNDARY_COLOR = "tab:blue"
 MAX_LEGEND_ENTRIES = 20
+DEFAULT_COLORS = rcParams["axes.prop_cycle"].by_key()["color"]
 DPI = 120
 SHORT_NAMES: dict[str, str] = {"loss.beta": "β", "loss.tau": "τ", "optimizer.lr": "lr"}
 
@@ -66,6 +68,12 @@ def trial_labels(
     }
 
 
+def _distinct_colors(axes: Axes, lines: int) -> None:
+    """Distinct colours for up to 20 lines (matplotlib's default cycle repeats after 10)."""
+    if lines > len(DEFAULT_COLORS):
+        axes.set_prop_cycle(color=colormaps["tab20"].colors)
+
+
 def _legend(axes: Axes) -> None:
     if 0 < len(axes.get_legend_handles_labels()[0]) <= MAX_LEGEND_ENTRIES:
         axes.legend(fontsize="small")
@@ -89,6 +97,7 @@ def plot_singular_values(
     """
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
+    _distinct_colors(axes, len(values))
     for trial_id, singular_values in values.items():
         ordered = np.sort(np.asarray(singular_values, dtype=float))[::-1]  # (r,)
         shown = ordered[np.isfinite(ordered) & (ordered > 0)]
@@ -126,6 +135,7 @@ def plot_metric_history(
     chosen = dict(labels) if labels is not None else {trial_id: trial_id for trial_id in series}
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
+    _distinct_colors(axes, len(chosen))
     for trial_id, label in chosen.items():
         if trial_id in series:
             group = series[trial_id].sort_values("epoch")

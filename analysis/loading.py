@@ -11,6 +11,8 @@ The trial table (`trial_table`) has one row per trial run, failed and killed one
 * `last_regime`: the regime at the last epoch the trial logged, for every trial that logged
   one (so a failed trial keeps what it had reached); None for a trial with no metrics;
 * `epochs_logged`: how many epochs of metrics the trial logged (0 when none);
+* `started_at`: when the trial's run was created (UTC), so the order in which a searcher
+  started its trials;
 * every param (the flattened trial config, e.g. `loss.beta`), typed per column: bool, int
   (nullable Int64 when some are missing), float, or str; 'None' becomes missing (NaN / None);
 * every metric at its last step, as float; a trial without metrics has NaN there.
@@ -59,6 +61,7 @@ ID_COLUMNS: tuple[str, ...] = (
     "regime",
     "last_regime",
     "epochs_logged",
+    "started_at",
 )
 HISTORY_COLUMNS: tuple[str, ...] = ("trial_id", "epoch", "metric", "value")
 
@@ -191,6 +194,7 @@ def trial_table(record: StudyRecord) -> pd.DataFrame:
                 "regime": trial.regime if status in FINAL_STATUSES else None,
                 "last_regime": _last_regime(trial),
                 "epochs_logged": np.nan,
+                "started_at": pd.to_datetime(trial.start_time_ms, unit="ms", utc=True),
             }
         )
     ids = pd.DataFrame(rows, columns=list(ID_COLUMNS))

@@ -9,7 +9,7 @@ The reference is the level set erank_means/(C − 1) = 0.9 fitted (GP regression
 `hcl_study.levelset`, via `analysis.estimate_level_set`) on the 64 grid trials. Against it,
 the symmetric-difference area (fraction of the unit-coordinate domain) of the region
 {erank_ratio > 0.9} estimated from
-- the boundary study's first n trials, n = 8 .. 24 (in the order it proposed them);
+- the boundary study's first n trials, n = 8 .. 24 (in the order they started);
 - the 4 × 4 sub-grid (every other β and τ: 16 trials) and the 8 × 4 sub-grid (32 trials).
 
 Writes docs/boundary_real_check_phase.png (both boundaries on one phase diagram),
@@ -62,7 +62,7 @@ def study_trials(spec: Path, studies_dir: Path) -> tuple[pd.DataFrame, list[dict
         tracking_uri = study_tracking_uri(name, studies_dir)
     data = load_study_data(tracking_uri, name, metrics=["erank_means"])
     trials = add_order_parameters(data.trials)
-    trials = trials[trials["status"] == "finished"].sort_values("trial_id")
+    trials = trials[trials["status"] == "finished"].sort_values("started_at")
     return trials.reset_index(drop=True), read_boundary_estimates(data)
 
 

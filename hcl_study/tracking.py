@@ -760,6 +760,7 @@ class TrialRecord:
     regime: str | None
     params: dict[str, str]
     metrics: dict[str, float]
+    start_time_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -805,6 +806,7 @@ def load_study(
             regime=run.data.tags.get("hcl.regime"),
             params=dict(run.data.params),
             metrics=dict(run.data.metrics),
+            start_time_ms=run.info.start_time,
         )
         for run in children
     ]

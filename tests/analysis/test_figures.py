@@ -170,3 +170,13 @@ def test_phase_diagram_draws_the_boundary_searchers_estimate(phase_trials: pd.Da
     assert drawn.get_linestyle() == "--"
     assert drawn.get_xdata().tolist() == [1.0, 10.0, 30.0]
     assert "boundary search" in sphere_axes.get_legend_handles_labels()[1]
+
+
+def test_up_to_twenty_lines_get_distinct_colors() -> None:
+    values = {f"t{i}": np.geomspace(1.0, 1e-3 * (i + 1), 5) for i in range(15)}
+
+    figure = plot_singular_values(values)
+
+    colors = [line.get_color() for line in figure.axes[0].get_lines()]
+    assert len(colors) == 15
+    assert len(set(colors)) == 15

@@ -54,6 +54,13 @@ def test_every_trial_has_a_row_and_the_failed_one_is_labelled(
     assert trials["trial_id"].is_unique and trials["run_id"].is_unique
 
 
+def test_started_at_is_each_runs_creation_time(study: StudyData, smoke_study: SmokeStudy) -> None:
+    client = MlflowClient(smoke_study.tracking_uri)
+    for _, row in study.trials.iterrows():
+        started_ms = client.get_run(row["run_id"]).info.start_time
+        assert row["started_at"] == pd.Timestamp(started_ms, unit="ms", tz="UTC")
+
+
 def test_params_and_metrics_are_typed(study: StudyData) -> None:
     trials = study.trials
     assert trials["loss.beta"].dtype == np.float64

@@ -6,6 +6,7 @@ Ray's workers inherit from the driver), the driver process, a Ray node or the se
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -237,30 +238,39 @@ def test_killed_driver_study_is_finished_by_resume(
         tmp_path / "study.log",
     )
 
-    def finished_and_checkpointed_running() -> list[Any]:
+    experiment_dir = tmp_path / "studies" / "killed" / "ray" / "killed"
+
+    def saved_trial_ids() -> set[str]:
+        """The trials in Tune's latest experiment-state snapshot (none before the first)."""
+        snapshots = sorted(experiment_dir.glob("experiment_state-*.json"))
+        if not snapshots:
+            return set()
+        trial_data = json.loads(snapshots[-1].read_text())["trial_data"]
+        return {json.loads(entry[0])["trial_id"] for entry in trial_data}
+
+    def finished_and_saved_running() -> tuple[list[Any], dict[str, Any]] | None:
+        """A finished trial, and running ones past their first checkpoint that Tune's saved
+        state already holds (so that a resume knows them), or None."""
         runs = child_runs(mlflow_server.uri, "killed")
         finished = [run for run in runs if run.info.status == "FINISHED"]
-        running = [
-            run
+        saved = saved_trial_ids()
+        running = {
+            run.info.run_id: run
             for run in runs
             if run.info.status == "RUNNING"
+            and run.data.tags["hcl.trial_id"] in saved
             and len(MlflowClient(mlflow_server.uri).get_metric_history(run.info.run_id, "loss"))
             >= 2
-        ]
-        return finished if running else []
+        }
+        return (finished, running) if finished and running else None
 
     try:
-        finished = wait_for(
-            finished_and_checkpointed_running,
+        # Kill at once: a fast trial could finish, or a new one start unsaved, if we waited.
+        finished, running_at_kill = wait_for(
+            finished_and_saved_running,
             timeout=300,
-            what="a finished trial and a running one past its first checkpoint",
+            what="a finished trial and a saved running one past its first checkpoint",
         )
-        time.sleep(1.5)  # an experiment-state snapshot or two
-        running_at_kill = {
-            run.info.run_id: run
-            for run in child_runs(mlflow_server.uri, "killed")
-            if run.info.status == "RUNNING"
-        }
         assert driver.poll() is None, (tmp_path / "study.log").read_text()[-3000:]
         os.kill(driver.pid, signal.SIGKILL)  # the driver only, as an OOM killer or `kill -9` would
         driver.wait(timeout=30)
@@ -279,7 +289,6 @@ def test_killed_driver_study_is_finished_by_resume(
         resumed.stdout[-3000:]
     )
 
-    experiment_dir = tmp_path / "studies" / "killed" / "ray" / "killed"
     configs = tune_trial_configs(experiment_dir)
     assert len(configs) == num_samples
     drawn = [tuple(sorted(config.items())) for config in configs.values()]

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hcl_study.train.trainer import EpochResult, Trainer
+from hcl_study.train.trainer import EpochInterrupted, EpochResult, Trainer
 
 _POLL_S = 0.1
 
@@ -44,7 +44,7 @@ class EpochPipeline:
     """Iterate over the remaining epochs of a trainer, trained one ahead on a worker thread.
 
     Use it as a context manager: leaving the block (normally, by an exception, or by the
-    `SystemExit` Ray uses to stop a trial) stops the worker after its current epoch and waits
+    `SystemExit` Ray uses to stop a trial) interrupts the worker at its next batch and waits
     for it, so no second trainer overlaps a reused worker process.
 
     Args:
@@ -87,7 +87,7 @@ class EpochPipeline:
                 return
 
     def close(self) -> None:
-        """Stop the worker after its current epoch, wait for it, delete saved states."""
+        """Interrupt the worker at its next batch, wait for it, delete saved states."""
         self._stop.set()
         if self._worker.is_alive():
             self._worker.join()
@@ -119,7 +119,7 @@ class EpochPipeline:
             while trainer.epoch < epochs:
                 if not self._acquire_slot():
                     return
-                result = trainer.run_epoch()
+                result = trainer.run_epoch(stop=self._stop)
                 last = trainer.epoch >= epochs or result.diverged
                 state_dir = None
                 if last or trainer.epoch % self._checkpoint_every == 0:
@@ -128,6 +128,8 @@ class EpochPipeline:
                 self._done.put(PipelinedEpoch(result, state_dir, last))
                 if last:
                     return
+        except EpochInterrupted:
+            return  # the caller left: nothing waits for this epoch
         except BaseException as error:  # handed to the caller, which re-raises it
             self._done.put(error)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ from hcl_study.train.checkpoint import (
 from hcl_study.train.evaluation import evaluate_geometry
 
 DIVERGED = "diverged"
+
+
+class EpochInterrupted(Exception):
+    """Raised by `Trainer.run_epoch` when its `stop` event is set before the epoch ends."""
 
 
 @dataclass
@@ -99,10 +104,17 @@ class Trainer:
         return self.data.num_classes
 
     # ----------------------------------------------------------------- training
-    def run_epoch(self) -> EpochResult:
-        """Train one epoch, then measure it. Stops early (regime `diverged`) on NaN/inf."""
+    def run_epoch(self, stop: threading.Event | None = None) -> EpochResult:
+        """Train one epoch, then measure it. Stops early (regime `diverged`) on NaN/inf.
+
+        Args:
+            stop: Checked before every batch and before the measurement; once set, the epoch
+                is abandoned with `EpochInterrupted`, leaving the trainer mid-epoch (for a
+                caller that discards it, such as a stopped trial).
+        """
         started = time.perf_counter()
-        losses = self._train_one_epoch()
+        losses = self._train_one_epoch(stop)
+        _check_stop(stop)
         geometry = evaluate_geometry(
             self.model,
             self.data.train_eval,
@@ -127,12 +139,13 @@ class Trainer:
         self.epoch += 1
         return result
 
-    def _train_one_epoch(self) -> dict[str, float]:
+    def _train_one_epoch(self, stop: threading.Event | None = None) -> dict[str, float]:
         self.model.train()
         cfg = self.config.loss
         totals = {"loss": 0.0, "loss_hard": 0.0, "loss_plain": 0.0}
         num_batches = 0
         for x, y in self._train_batches():
+            _check_stop(stop)
             with self._autocast():
                 z = self.model(x)  # (B, d)
             z = z.float()
@@ -259,6 +272,11 @@ def train(
         if result.diverged:
             break
     return results
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise EpochInterrupted("the epoch was stopped before its end")
 
 
 def _build_optimizer(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from hcl_study.config import TrainConfig, read_yaml_file, with_overrides
 from hcl_study.geometry import METRIC_KEYS, REGIME_CODES, GeometryAccumulator
 from hcl_study.train import CHECKPOINT_FILE, DIVERGED, EpochResult, Trainer, train
 from hcl_study.train.pipeline import EpochPipeline
+from hcl_study.train.trainer import EpochInterrupted
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_KEYS = (
@@ -302,6 +305,41 @@ def test_pipeline_trains_at_most_one_epoch_ahead_and_stops_when_left() -> None:
     assert trainer.epoch == 5  # the worker stopped after the epoch it had trained ahead
 
 
+def test_leaving_the_pipeline_interrupts_the_epoch_in_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trainer = Trainer(small_config(epochs=3))  # 4 batches per epoch
+    original_batches = trainer._train_batches
+    mid_epoch, pipeline_holder = threading.Event(), []
+    trained_in_epoch_1 = []
+
+    def batches_pausing_in_epoch_1() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for number, batch in enumerate(original_batches()):
+            if trainer.epoch == 1:
+                trained_in_epoch_1.append(number)
+                if number == 2:  # hold here until the caller has left the pipeline
+                    mid_epoch.set()
+                    assert pipeline_holder[0]._stop.wait(timeout=60)
+            yield batch
+
+    monkeypatch.setattr(trainer, "_train_batches", batches_pausing_in_epoch_1)
+    with EpochPipeline(trainer, checkpoint_every=1) as epochs:
+        pipeline_holder.append(epochs)
+        for epoch in epochs:
+            assert epoch.result.epoch == 0
+            assert mid_epoch.wait(timeout=60)
+            break
+
+    assert trainer.epoch == 1, "epoch 1 was abandoned, not finished"
+    assert trained_in_epoch_1 == [0, 1, 2]  # batch 2 came after the stop and was not trained
+    adam_steps = {int(state["step"]) for state in trainer.optimizer.state.values()}
+    assert adam_steps == {4 + 2}  # epoch 0's four batches and epoch 1's first two
+    with pytest.raises(EpochInterrupted):
+        stop = threading.Event()
+        stop.set()
+        Trainer(small_config()).run_epoch(stop=stop)
+
+
 def test_pipeline_deletes_saved_states_once_handled_or_left(tmp_path: Path) -> None:
     seen: list[Path] = []
     with EpochPipeline(Trainer(small_config(epochs=4)), checkpoint_every=1) as epochs:
@@ -319,10 +357,10 @@ def test_pipeline_hands_worker_errors_to_the_caller(monkeypatch: pytest.MonkeyPa
     trainer = Trainer(small_config(epochs=4))
     original = trainer.run_epoch
 
-    def failing_second_epoch() -> EpochResult:
+    def failing_second_epoch(stop: threading.Event | None = None) -> EpochResult:
         if trainer.epoch == 1:
             raise RuntimeError("out of memory in epoch 1")
-        return original()
+        return original(stop)
 
     monkeypatch.setattr(trainer, "run_epoch", failing_second_epoch)
     received = []

@@ -15,15 +15,16 @@ the symmetric-difference area (fraction of the unit-coordinate domain) of the re
 Writes docs/boundary_real_check_phase.png (both boundaries on one phase diagram),
 docs/boundary_real_check_error.png (error against trials) and
 benchmarks/results/boundary_real_check.json, and prints the figures.
-Studies that do not exist yet under studies/ are run first (about 15-20 minutes on 2 CPU
-cores for both).
+Studies that do not exist yet under ROOT/studies/ are run first, there (about 15-20
+minutes on 2 CPU cores for both); ROOT is the working directory unless --root says otherwise.
 
-    .venv/bin/python benchmarks/boundary_real_check.py
+    .venv/bin/python benchmarks/boundary_real_check.py [--root DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from analysis.loading import study_tracking_uri
 from analysis.report import read_boundary_estimates
 from hcl_study.errors import UserError
 from hcl_study.levelset import symmetric_difference_fraction
-from hcl_study.study.runner import run_study
+from hcl_study.study.runner import STUDIES_DIR, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDARY_SPEC = ROOT / "search_spaces" / "boundary_c50.yaml"
@@ -52,13 +53,16 @@ ERROR_FIGURE = ROOT / "docs" / "boundary_real_check_error.png"
 RESULTS = ROOT / "benchmarks" / "results" / "boundary_real_check.json"
 
 
-def study_trials(spec: Path, studies_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
-    """The finished trials of a study (run first when missing) and its searcher estimates."""
+def study_trials(spec: Path, root: Path) -> tuple[pd.DataFrame, list[dict]]:
+    """The finished trials of a study under root/studies (run there first when missing)
+    and its searcher estimates."""
     name = spec.stem
+    studies_dir = root / STUDIES_DIR
     try:
         tracking_uri = study_tracking_uri(name, studies_dir)
     except UserError:
-        run_study(spec)
+        with contextlib.chdir(root):  # studies live under the working directory
+            run_study(spec)
         tracking_uri = study_tracking_uri(name, studies_dir)
     data = load_study_data(tracking_uri, name, metrics=["erank_means"])
     trials = add_order_parameters(data.trials)
@@ -132,10 +136,12 @@ def draw_errors(errors: dict) -> Figure:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies-dir", type=Path, default=Path("studies"))
+    parser.add_argument(
+        "--root", type=Path, default=Path("."), help="the directory whose studies/ to use"
+    )
     args = parser.parse_args()
-    grid, _ = study_trials(GRID_SPEC, args.studies_dir)
-    search, estimates = study_trials(BOUNDARY_SPEC, args.studies_dir)
+    grid, _ = study_trials(GRID_SPEC, args.root.resolve())
+    search, estimates = study_trials(BOUNDARY_SPEC, args.root.resolve())
     reference = region(grid)
 
     boundary_errors = {

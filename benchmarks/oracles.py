@@ -3,12 +3,16 @@
 Each oracle is an order parameter over (β, τ), β ∈ [0, 50] on a log(β + 1) axis and
 τ ∈ [0.1, 1]: about 1 in the NC phase (small β) and about 0 past a curved, not
 axis-aligned boundary log(β + 1) = g(τ), observed with Gaussian noise.
+
+An oracle is a family: `instance(seed)` shifts its boundary along log(β + 1) by a seeded
+amount, so that a benchmark over seeds averages over where the boundary falls relative to a
+fixed design such as a grid, not only over the noise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,11 +20,13 @@ from hcl_study.levelset import Axis, from_unit, unit_grid
 
 BETA = Axis("loss.beta", 0.0, 50.0, log=True, offset=1.0)
 TAU = Axis("loss.tau", 0.1, 1.0)
+MAX_SHIFT = 0.3
+"""Largest boundary shift of an instance, in log(β + 1) units (7.6 % of that axis)."""
 
 
 @dataclass(frozen=True)
 class PhaseOracle:
-    """An order parameter f(β, τ) = 1 − sigmoid((log(β + 1) − g(τ)) / width) plus noise.
+    """An order parameter f(β, τ) = 1 − sigmoid((log(β + 1) − g(τ) − shift) / width) + noise.
 
     Attributes:
         name: Short name (the benchmark's --oracle).
@@ -28,6 +34,8 @@ class PhaseOracle:
         width: Sharpness of the transition, in log(β + 1) units.
         noise: Standard deviation of the observation noise.
         threshold: The level of the phase boundary.
+        axes: The (β, τ) axes.
+        shift: Added to g(τ); set per seed by `instance`.
     """
 
     name: str
@@ -36,12 +44,19 @@ class PhaseOracle:
     noise: float = 0.03
     threshold: float = 0.5
     axes: tuple[Axis, Axis] = (BETA, TAU)
+    shift: float = 0.0
+
+    def instance(self, seed: int) -> PhaseOracle:
+        """This oracle with its boundary shifted by a seeded U(−MAX_SHIFT, MAX_SHIFT)."""
+        shift = np.random.default_rng([seed, 101]).uniform(-MAX_SHIFT, MAX_SHIFT)
+        return replace(self, shift=float(shift))
 
     def value(self, unit: np.ndarray) -> np.ndarray:
         """The noiseless order parameter at unit points (n, 2) -> (n,)."""
         natural = from_unit(self.axes, unit)  # (n, 2)
         log_beta = np.log(natural[:, 0] + BETA.offset)  # (n,)
-        return 1.0 - 1.0 / (1.0 + np.exp(-(log_beta - self.boundary(natural[:, 1])) / self.width))
+        boundary = self.boundary(natural[:, 1]) + self.shift  # (n,)
+        return 1.0 - 1.0 / (1.0 + np.exp(-(log_beta - boundary) / self.width))
 
     def observe(self, unit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One noisy trial per unit point (n, 2) -> (n,)."""

@@ -12,7 +12,7 @@ Parts:
 - `fit_probability` -> `ProbabilityModel`: P(label | x) from binary labels (GP classifier,
   logistic fallback) with a 5-95 % band; `bootstrap_probability` resamples it.
 - `contour_lines`, `level_set`, `gp_level_set`, `symmetric_difference_fraction`: boundaries.
-- `straddle`, `targeted_variance_reduction`, `propose`, `space_filling_point`: acquisition.
+- `straddle`, `misclassification_reduction`, `propose`, `space_filling_point`: acquisition.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from contourpy import contour_generator
 from numpy.typing import ArrayLike
 from scipy.linalg import solve_triangular
-from scipy.special import expit
+from scipy.special import expit, ndtr, owens_t
 from scipy.stats import qmc
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
@@ -41,7 +41,7 @@ Z_95 = 1.96
 Z_90 = 1.645
 """Two-sided 90 % normal quantile: the 5-95 % interval of a classifier's latent function."""
 
-Acquisition = Literal["timse", "straddle"]
+Acquisition = Literal["sur", "straddle"]
 
 LENGTH_SCALE_BOUNDS = (0.03, 10.0)  # unit coordinates
 AMPLITUDE_BOUNDS = (1e-2, 1e2)  # standardized y
@@ -540,39 +540,61 @@ def straddle(mean: np.ndarray, std: np.ndarray, threshold: float) -> np.ndarray:
     return Z_95 * std - np.abs(mean - threshold)
 
 
-def targeted_variance_reduction(
-    gp: GPRegression,
-    candidates: np.ndarray,
-    reference: np.ndarray,
-    threshold: float,
-    tolerance: float,
-) -> np.ndarray:
-    """tIMSE (Picheny et al. 2010): how much one more trial at each candidate would shrink
-    the posterior variance, integrated over the reference points and weighted by how likely
-    each reference point lies on the level set.
+def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> np.ndarray:
+    """P(X ≤ h, Y ≤ k) for standard normals X, Y with correlation rho, |rho| < 1 (broadcast).
 
-    The weight of z is the normal density of μ(z) − t with variance σ²(z) + tolerance², and
-    the variance reduction at z from a noisy trial at x is cov(z, x)² / (σ²(x) + noise).
+    Owen's (1956) formula in terms of his T function, exact and vectorized:
+    Φ₂ = ½(Φ(h) + Φ(k)) − T(h, a_h) − T(k, a_k) − [½ if hk < 0],
+    with a_h = (k − ρh)/(h√(1 − ρ²)) and a_k = (h − ρk)/(k√(1 − ρ²)).
+    """
+    h, k, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (h, k, rho)))
+    # the formula has removable singularities at h = 0 or k = 0, and Φ₂ is continuous there
+    h = np.where(h == 0, 1e-15, h)
+    k = np.where(k == 0, 1e-15, k)
+    root = np.sqrt(1.0 - rho**2)
+    t_h = owens_t(h, (k - rho * h) / (h * root))
+    t_k = owens_t(k, (h - rho * k) / (k * root))
+    correction = np.where(h * k < 0, 0.5, 0.0)
+    return 0.5 * (ndtr(h) + ndtr(k)) - t_h - t_k - correction
+
+
+def misclassification_reduction(
+    gp: GPRegression, candidates: np.ndarray, reference: np.ndarray, threshold: float
+) -> np.ndarray:
+    """SUR (Bect et al. 2012): how much one more trial at each candidate is expected to shrink
+    the misclassification area of the estimated region {μ > t}.
+
+    At a reference point z the probability that the side of t given by the posterior mean is
+    wrong is Φ(−|μ(z) − t| / σ(z)) (latent σ). A noisy trial at x moves the mean to
+    μ(z) + s·Z, Z ~ N(0, 1), s = |cov(z, x)| / √(σ²(x) + noise), and leaves variance
+    σ²(z) − s². The expected misclassification after that trial has the closed form
+    Φ₂(u/σ, −u/s; −s/σ) + Φ₂(−u/σ, u/s; −s/σ) with u = μ(z) − t. The score is the
+    reduction summed over the reference points; it is ≥ 0, since the posterior probability
+    of being above t is a martingale and min(p, 1 − p) is concave.
 
     Args:
         gp: The surrogate (fantasies included).
         candidates: Unit points (c, d) to score.
         reference: Unit points (r, d) approximating the domain integral.
         threshold: The level t.
-        tolerance: Width of the target window around t, in the units of y.
 
     Returns:
-        Scores (c,), larger is better; only their order matters.
+        Expected reduction of the summed misclassification probability, (c,).
     """
     reference_mean, reference_variance, reference_whitened = gp.latent(reference)
     _, candidate_variance, candidate_whitened = gp.latent(candidates)  # (c,), (n, c)
-    mean = gp.y_mean + gp.y_scale * reference_mean  # (r,)
-    spread = gp.y_scale**2 * reference_variance + tolerance**2  # (r,)
-    log_weight = -0.5 * (mean - threshold) ** 2 / spread - 0.5 * np.log(spread)  # (r,)
-    weight = np.exp(log_weight - log_weight.max())  # (r,)
+    gap = reference_mean - (threshold - gp.y_mean) / gp.y_scale  # u, standardized (r,)
+    sigma = np.sqrt(np.clip(reference_variance, 1e-18, None))  # (r,)
     # posterior covariance between reference and candidates, standardized units: (r, c)
     covariance = gp.kernel.k1(reference, candidates) - reference_whitened.T @ candidate_whitened
-    return (weight @ covariance**2) / (candidate_variance + gp.noise_variance)
+    shift = np.abs(covariance) / np.sqrt(candidate_variance + gp.noise_variance)  # s, (r, c)
+    ratio = np.clip(shift / sigma[:, None], 1e-12, 1.0 - 1e-9)  # s/σ, (r, c)
+    shift = ratio * sigma[:, None]
+    a = (gap / sigma)[:, None]  # (r, 1)
+    b = gap[:, None] / shift  # (r, c)
+    expected = bivariate_normal_cdf(a, -b, -ratio) + bivariate_normal_cdf(-a, b, -ratio)
+    current = ndtr(-np.abs(gap) / sigma)  # (r,)
+    return np.sum(current[:, None] - expected, axis=0)
 
 
 def _allowed(candidates: np.ndarray, avoid: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -599,10 +621,9 @@ def propose(
     *,
     avoid: np.ndarray,
     avoid_radius: np.ndarray,
-    acquisition: Acquisition = "timse",
+    acquisition: Acquisition = "sur",
     n_candidates: int = 2048,
     n_reference: int = 512,
-    tolerance: float | None = None,
     seed: int | Sequence[int] = 0,
 ) -> np.ndarray:
     """The next point to evaluate, maximizing the acquisition over Sobol candidates.
@@ -612,10 +633,9 @@ def propose(
         threshold: The level t.
         avoid: Unit points (k, d) no proposal may come close to (trials done, pending, failed).
         avoid_radius: Exclusion radius around each of them, (k,), unit coordinates.
-        acquisition: "timse" (`targeted_variance_reduction`) or "straddle".
+        acquisition: "sur" (`misclassification_reduction`) or "straddle".
         n_candidates: Number of Sobol candidates.
-        n_reference: Number of reference points (a Sobol prefix of the candidates) for tIMSE.
-        tolerance: tIMSE target window; default 5 % of the observed spread of y.
+        n_reference: Number of reference points (a Sobol prefix of the candidates) for SUR.
         seed: Seed of the scrambled Sobol candidates.
 
     Returns:
@@ -629,8 +649,5 @@ def propose(
         mean, std = gp.predict(candidates)
         scores = straddle(mean, std, threshold)
     else:
-        window = tolerance if tolerance is not None else 0.05 * gp.y_scale
-        scores = targeted_variance_reduction(
-            gp, candidates, candidates[:n_reference], threshold, window
-        )
+        scores = misclassification_reduction(gp, candidates, candidates[:n_reference], threshold)
     return candidates[np.argmax(scores)]

@@ -5,7 +5,8 @@ Instead of optimizing a metric, `BoundarySearcher` maps the level set {metric = 
 
 1. a seeded Latin-hypercube initial design per category combination;
 2. a GP regression surrogate of the reported metric (`hcl_study.levelset`);
-3. proposals that maximize the tIMSE level-set acquisition over Sobol candidates;
+3. proposals that maximize the SUR level-set acquisition (the expected reduction of the
+   misclassification area of the estimated region) over Sobol candidates;
 4. pending trials fantasized at the posterior mean (kriging believer), so that concurrent
    proposals (Tune's `max_concurrent_trials` / `ConcurrencyLimiter`) spread out.
 
@@ -114,7 +115,7 @@ class BoundarySearcher(Searcher):
         mode: Accepted for Tune's validation; the acquisition does not use it.
         seed: Seeds the designs, candidates and GP restarts.
         fixed: Constant entries added to every config.
-        acquisition: "timse" (default) or "straddle" (the baseline).
+        acquisition: "sur" (default) or "straddle" (the baseline).
         n_candidates: Sobol candidates per proposal.
         refit_every: Re-run the hyperparameter optimizer with random restarts after this
             many new results; in between it is warm-started from the last fit.
@@ -134,7 +135,7 @@ class BoundarySearcher(Searcher):
         mode: str = "max",
         seed: int = 0,
         fixed: dict[str, Any] | None = None,
-        acquisition: Acquisition = "timse",
+        acquisition: Acquisition = "sur",
         n_candidates: int = 1024,
         refit_every: int = 5,
         n_restarts: int = 2,
@@ -153,8 +154,8 @@ class BoundarySearcher(Searcher):
             raise ValueError("every categorical axis needs at least one value")
         if initial_design < 2 or not np.isfinite(threshold):
             raise ValueError("need initial_design >= 2 and a finite threshold")
-        if acquisition not in ("timse", "straddle"):
-            raise ValueError(f"acquisition must be 'timse' or 'straddle', got {acquisition!r}")
+        if acquisition not in ("sur", "straddle"):
+            raise ValueError(f"acquisition must be 'sur' or 'straddle', got {acquisition!r}")
         self.axes = tuple(axes)
         self.threshold = float(threshold)
         self.categories = categories

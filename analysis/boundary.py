@@ -170,7 +170,7 @@ def estimate_phase_boundary(
         unit = to_unit(axes, points[[x, y]].to_numpy())  # (n, 2)
         _, grid = unit_grid(2, resolution)  # (k*k, 2)
         model = fit_probability(unit, nc, seed=seed, n_restarts=n_restarts)
-        lower, upper = model.band(grid, n_bootstrap=n_bootstrap, seed=seed)  # (k*k,) each
+        lower, upper, wrong_side = model.uncertainty(grid, n_bootstrap=n_bootstrap, seed=seed)
         shape = (resolution, resolution)
         estimate = level_set(
             axes,
@@ -178,6 +178,7 @@ def estimate_phase_boundary(
             lower.reshape(shape),
             upper.reshape(shape),
             0.5,
+            wrong_side.reshape(shape),
         )
         results.append(_checked(replace(base, level_set=estimate)))
     return results

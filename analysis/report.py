@@ -155,6 +155,18 @@ def _varied_params(data: StudyData) -> list[str]:
     ]
 
 
+BOUNDARY_COLUMNS = [
+    "category",
+    "quantity",
+    "level",
+    "status",
+    "reason",
+    "trials",
+    "band area",
+    "expected error",
+]
+
+
 def _boundary_rows(boundaries: list[PhaseBoundary]) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -166,10 +178,11 @@ def _boundary_rows(boundaries: list[PhaseBoundary]) -> pd.DataFrame:
                 "reason": b.reason,
                 "trials": len(b.points),
                 "band area": b.level_set.to_dict()["band_fraction"] if b.level_set else np.nan,
+                "expected error": b.level_set.expected_error if b.level_set else np.nan,
             }
             for b in boundaries
         ],
-        columns=["category", "quantity", "level", "status", "reason", "trials", "band area"],
+        columns=BOUNDARY_COLUMNS,
     )
 
 

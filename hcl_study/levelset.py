@@ -10,7 +10,8 @@ Parts:
 - `fit_gp_regression` -> `GPRegression`: a GP of a continuous order parameter, with a noise
   term, latent (noise-free) posterior std, and kriging-believer fantasies for pending points.
 - `fit_probability` -> `ProbabilityModel`: P(label | x) from binary labels (GP classifier,
-  logistic fallback) with a 5-95 % band; `bootstrap_probability` resamples it.
+  logistic fallback) with a 5-95 % band and the chance of the wrong side of 0.5;
+  `bootstrap_probability` resamples it.
 - `contour_lines`, `level_set`, `gp_level_set`, `symmetric_difference_fraction`: boundaries.
 - `straddle`, `misclassification_reduction`, `propose`, `space_filling_point`: acquisition.
 """
@@ -313,23 +314,28 @@ class ProbabilityModel:
         """P(label is True) at unit points (m, d) -> (m,)."""
         return self.model.predict_proba(np.atleast_2d(np.asarray(unit_x, dtype=float)))[:, 1]
 
-    def band(
+    def uncertainty(
         self, unit_x: ArrayLike, *, n_bootstrap: int = 100, seed: int = 0
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The 5-95 % interval of P at unit points (m, d): two arrays (m,).
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The 5-95 % interval of P at unit points (m, d), and the probability that the true
+        P lies on the other side of 0.5 than `predict_proba` puts it: three arrays (m,).
 
-        A GP uses its Laplace posterior of the latent function, mapped through the logistic
-        link (this covers gaps between the data, which a bootstrap of the smoother misses);
-        the logistic fallback uses stratified bootstrap quantiles (`bootstrap_probability`).
+        A GP uses its Laplace posterior of the latent function f (P > 0.5 iff f > 0), mapped
+        through the logistic link (this covers gaps between the data, which a bootstrap of
+        the smoother misses); the logistic fallback uses stratified bootstrap resamples
+        (`bootstrap_probability`).
         """
         unit_x = np.atleast_2d(np.asarray(unit_x, dtype=float))  # (m, d)
         if self.method == "logistic":
             draws = bootstrap_probability(self, unit_x, n_bootstrap=n_bootstrap, seed=seed)
             lower, upper = np.quantile(draws, [0.05, 0.95], axis=0)
-            return lower, upper
+            wrong_side = np.mean((draws > 0.5) != (self.predict_proba(unit_x) > 0.5), axis=0)
+            return lower, upper, wrong_side
         mean, variance = self.model.latent_mean_and_variance(unit_x)  # (m,) each
-        half_width = Z_90 * np.sqrt(np.clip(variance, 0, None))
-        return expit(mean - half_width), expit(mean + half_width)
+        std = np.sqrt(np.clip(variance, 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wrong_side = np.where(std > 0, ndtr(-np.abs(mean) / std), 0.0)
+        return expit(mean - Z_90 * std), expit(mean + Z_90 * std), wrong_side
 
 
 def _logistic_model(unit_x: np.ndarray, labels: np.ndarray) -> ProbabilityModel:
@@ -449,7 +455,7 @@ def symmetric_difference_fraction(region_a: np.ndarray, region_b: np.ndarray) ->
 
 @dataclass(frozen=True)
 class LevelSet:
-    """A field on the unit grid, its level set, and an uncertainty band around it.
+    """A field on the unit grid, its level set, and its uncertainty.
 
     Attributes:
         axes: The 1 or 2 axes (x first).
@@ -461,6 +467,8 @@ class LevelSet:
         contour: The level set of `field`, polylines (m, d) in natural coordinates.
         lower_contour: The level set of `lower` (one edge of the band).
         upper_contour: The level set of `upper` (the other edge).
+        wrong_side: The model's probability that each grid point lies on the other side of
+            the level than `field` puts it, same shape as `field`.
     """
 
     axes: tuple[Axis, ...]
@@ -472,6 +480,7 @@ class LevelSet:
     contour: list[np.ndarray]
     lower_contour: list[np.ndarray]
     upper_contour: list[np.ndarray]
+    wrong_side: np.ndarray
 
     @property
     def region(self) -> np.ndarray:
@@ -483,8 +492,13 @@ class LevelSet:
         """Where the band straddles the level: lower ≤ level ≤ upper (boolean)."""
         return (self.lower <= self.level) & (self.upper >= self.level)
 
+    @property
+    def expected_error(self) -> float:
+        """The expected share of the domain where `region` is wrong, under the model."""
+        return float(np.mean(self.wrong_side))
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary: the contours and the band's area fraction."""
+        """A JSON-ready summary: the contours, the band's area fraction, the expected error."""
         return {
             "axes": [axis.name for axis in self.axes],
             "level": self.level,
@@ -493,6 +507,7 @@ class LevelSet:
             "upper_contour": [line.tolist() for line in self.upper_contour],
             "region_fraction": float(np.mean(self.region)),
             "band_fraction": float(np.mean(self.band)),
+            "expected_error": self.expected_error,
         }
 
 
@@ -502,6 +517,7 @@ def level_set(
     lower: np.ndarray,
     upper: np.ndarray,
     level: float,
+    wrong_side: np.ndarray,
 ) -> LevelSet:
     """Bundle fields on the `unit_grid` (shape (k,) or (k_y, k_x)) with their contours."""
     ticks = tuple(
@@ -518,18 +534,22 @@ def level_set(
         contour=contour_lines(axes, field, level),
         lower_contour=contour_lines(axes, lower, level),
         upper_contour=contour_lines(axes, upper, level),
+        wrong_side=wrong_side,
     )
 
 
 def gp_level_set(
     gp: GPRegression, axes: Sequence[Axis], level: float, resolution: int | None = None
 ) -> LevelSet:
-    """The level set of the GP mean, with the μ ± 1.96σ band (latent σ)."""
+    """The level set of the GP mean, with the μ ± 1.96σ band (latent σ) and the probability
+    Φ(−|μ − t| / σ) that the latent order parameter lies on the other side of t."""
     ticks, points = unit_grid(len(axes), resolution)
     mean, std = gp.predict(points)  # (k**d,) each
     shape = tuple(tick.size for tick in reversed(ticks))  # (k,) or (k_y, k_x)
     mean, std = mean.reshape(shape), std.reshape(shape)
-    return level_set(axes, mean, mean - Z_95 * std, mean + Z_95 * std, level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wrong_side = np.where(std > 0, ndtr(-np.abs(mean - level) / std), 0.0)
+    return level_set(axes, mean, mean - Z_95 * std, mean + Z_95 * std, level, wrong_side)
 
 
 # --------------------------------------------------------------------------- acquisition

@@ -12,7 +12,7 @@ import pytest
 from scipy.interpolate import RegularGridInterpolator
 
 from analysis.boundary import PhaseBoundary, estimate_level_set, estimate_phase_boundary
-from hcl_study.levelset import Axis, to_unit
+from hcl_study.levelset import Axis, from_unit, to_unit, unit_grid
 
 A, B = 1.0, 2.0
 LABEL_NOISE = 0.15  # logistic scale, log(β + 1) units
@@ -156,3 +156,22 @@ def test_level_set_reports_one_sided_data() -> None:
     [boundary] = estimate_level_set(table, "erank_ratio", 2.0, **DOMAIN, **FAST)
     assert boundary.status == "single_regime"
     assert boundary.reason == "single regime (all erank_ratio <= 2)"
+
+
+@pytest.mark.parametrize("quantity", ["P(NC)", "erank_ratio"])
+def test_expected_error_matches_the_actual_disagreement_with_the_truth(quantity: str) -> None:
+    """The model's expected wrong-side area, summed over seeds, is within 2× of the actual
+    area where its region disagrees with the true one (GP classifier, GP regression)."""
+    _, grid = unit_grid(2, FAST["resolution"])
+    natural = from_unit(AXES, grid)  # (k*k, 2)
+    truth = np.log1p(natural[:, 0]) < A + B * natural[:, 1]  # (k*k,)
+    expected, actual = 0.0, 0.0
+    for seed in range(8):
+        table = trial_table(seed=200 + seed, n=60)
+        if quantity == "P(NC)":
+            [boundary] = estimate_phase_boundary(table, **DOMAIN, **FAST)
+        else:
+            [boundary] = estimate_level_set(table, quantity, 0.5, **DOMAIN, **FAST)
+        expected += boundary.level_set.expected_error
+        actual += np.mean(boundary.level_set.region.ravel() != truth)
+    assert 0.5 < actual / expected < 2.0

@@ -195,15 +195,19 @@ def test_probability_model_separates_the_labels() -> None:
 
 
 @pytest.mark.parametrize("method", ["gp", "logistic"])
-def test_probability_band_is_wide_at_the_boundary_and_narrow_away_from_it(method: str) -> None:
+def test_probability_uncertainty_is_high_at_the_boundary_and_low_away_from_it(method: str) -> None:
     rng = np.random.default_rng(4)
     unit = rng.random((60, 2))
     labels = (unit[:, 0] < 0.5) ^ (rng.random(60) < 0.1)  # 10 % of labels flipped
     model = fit_probability(unit, labels, method=method, seed=0, n_restarts=0)
     assert model.method == method
-    lower, upper = model.band([[0.05, 0.5], [0.5, 0.5], [0.95, 0.5]], n_bootstrap=40)
+    lower, upper, wrong_side = model.uncertainty(
+        [[0.05, 0.5], [0.5, 0.5], [0.95, 0.5]], n_bootstrap=40
+    )
     assert lower[1] < 0.5 < upper[1]
     assert lower[0] > 0.5 and upper[2] < 0.5
+    assert wrong_side[1] > 0.2  # at the boundary either side is plausible
+    assert wrong_side[0] < 0.05 and wrong_side[2] < 0.05
 
 
 def test_bootstrap_keeps_both_labels_in_every_resample() -> None:

@@ -201,6 +201,8 @@ def test_boundary_search_study_logs_its_estimate(
     estimate = yaml.safe_load(Path(local).read_text())
     assert estimate["order_parameter"] == "erank_ratio" and estimate["threshold"] == 0.8
     assert sum(cell["n_completed"] + cell["n_failed"] for cell in estimate["estimates"]) == 6
+    level_sets = [cell["level_set"] for cell in estimate["estimates"] if cell["level_set"]]
+    assert level_sets and all(0.0 <= ls["expected_error"] <= 0.5 for ls in level_sets)
     # The analysis draws the searcher's own level set on the phase diagram, dashed.
     search_lines = sum(
         len(cell["level_set"]["contour"]) for cell in estimate["estimates"] if cell["level_set"]

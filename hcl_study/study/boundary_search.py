@@ -24,6 +24,11 @@ is not re-probed. An errored trial that Tune later resumes (`Tuner.restore(...,
 resume_errored=True)`) and completes counts as a normal result. Trials Tune removes before
 they run are forgotten.
 
+With `target_error`, the search ends (`Searcher.FINISHED`) once every category
+combination has at least twice its initial design of results and the expected error of its
+level set (`LevelSet.expected_error`) is at most `target_error`; trials already running
+finish. Before twice the initial design the GP's error estimate is too optimistic to trust.
+
 The searcher reads only the final result of each trial, so it needs full-length trials:
 do not combine it with early-stopping schedulers such as ASHA.
 """
@@ -66,6 +71,7 @@ class _Cell:
     observed_y: list[float] = field(default_factory=list)
     gp: GPRegression | None = None  # fitted on observed_x / observed_y
     full_fit_count: int = 0  # observations at the last fit with optimizer restarts
+    expected_error: tuple[int, float] | None = None  # (observations, its expected error)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class BoundarySearcher(Searcher):
         n_restarts: Random restarts at those refits.
         min_distance: No proposal within this unit distance of a known or pending point.
         failure_radius: No proposal within this unit distance of a failed point.
+        target_error: Stop once every level set's expected error is at most this (at most
+            2 continuous axes); None runs until Tune's num_samples.
     """
 
     def __init__(
@@ -141,6 +149,7 @@ class BoundarySearcher(Searcher):
         n_restarts: int = 2,
         min_distance: float = 0.005,
         failure_radius: float = 0.05,
+        target_error: float | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         categories = {name: list(values) for name, values in (categories or {}).items()}
@@ -156,6 +165,8 @@ class BoundarySearcher(Searcher):
             raise ValueError("need initial_design >= 2 and a finite threshold")
         if acquisition not in ("sur", "straddle"):
             raise ValueError(f"acquisition must be 'sur' or 'straddle', got {acquisition!r}")
+        if target_error is not None and not (0 < target_error < 0.5 and len(axes) <= 2):
+            raise ValueError("target_error must lie in (0, 0.5), with at most 2 continuous axes")
         self.axes = tuple(axes)
         self.threshold = float(threshold)
         self.categories = categories
@@ -167,6 +178,7 @@ class BoundarySearcher(Searcher):
         self.n_restarts = n_restarts
         self.min_distance = min_distance
         self.failure_radius = failure_radius
+        self.target_error = target_error
         self._combinations = list(itertools.product(*categories.values()))  # [()] if none
         self._cells = [
             _Cell(design=latin_hypercube(len(self.axes), initial_design, seed=[seed, index]))
@@ -186,10 +198,13 @@ class BoundarySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Propose the next trial's flat config and remember it as pending.
 
-        Returns None (ask again later) while `max_concurrent` trials are pending.
+        Returns None (ask again later) while `max_concurrent` trials are pending, and
+        `Searcher.FINISHED` once `target_error` is reached.
         """
         if self._max_concurrent is not None and len(self._pending) >= self._max_concurrent:
             return None
+        if self._reached_target_error():
+            return Searcher.FINISHED
         index = int(np.argmin([self._issued(i) for i in range(len(self._cells))]))
         unit = self._next_point(index)  # (d,)
         self._pending[trial_id] = (index, unit)
@@ -259,6 +274,27 @@ class BoundarySearcher(Searcher):
         return estimates
 
     # ------------------------------------------------------------------ internals
+
+    def _reached_target_error(self) -> bool:
+        if self.target_error is None:
+            return False
+        return all(
+            len(cell.observed_y) >= 2 * len(cell.design)
+            and self._expected_error(index) <= self.target_error
+            for index, cell in enumerate(self._cells)
+        )
+
+    def _expected_error(self, index: int) -> float:
+        """`LevelSet.expected_error` of this cell, recomputed only when new results arrived."""
+        cell = self._cells[index]
+        count = len(cell.observed_y)
+        if cell.expected_error is None or cell.expected_error[0] != count:
+            gp = self._surrogate(index)
+            error = np.inf
+            if gp is not None:
+                error = gp_level_set(gp, self.axes, self.threshold).expected_error
+            cell.expected_error = (count, error)
+        return cell.expected_error[1]
 
     def _pending_points(self, index: int) -> list[np.ndarray]:
         return [unit for cell, unit in self._pending.values() if cell == index]

@@ -74,6 +74,7 @@ def boundary_searcher(spec: StudySpec) -> Searcher:
         categories=categories,
         initial_design=spec.search.initial_design,
         seed=spec.search.seed,
+        target_error=spec.search.target_error,
     )
 
 

@@ -88,6 +88,12 @@ class SearchConfig(_Strict):
     order_parameter: str | None = Field(None, description="boundary search: metric to threshold")
     threshold: float | None = Field(None, description="boundary search: level of the boundary")
     initial_design: int = Field(8, ge=2, description="boundary search: space-filling points")
+    target_error: float | None = Field(
+        None,
+        gt=0,
+        lt=0.5,
+        description="boundary search: stop once every boundary's expected error is below this",
+    )
 
 
 class SchedulerConfig(_Strict):
@@ -208,6 +214,17 @@ def _check_rules(spec: StudySpec, source: str) -> None:
                 f"Invalid {source}: space: boundary search takes uniform, loguniform "
                 "and choice axes."
             )
+        if spec.search.target_error is not None and len(continuous) > 2:
+            raise UserError(
+                f"Invalid {source}: search.target_error: the expected error is measured on a "
+                f"grid of 1 or 2 continuous axes, and this space has {len(continuous)}; leave "
+                "target_error out and set num_samples."
+            )
+    elif spec.search.target_error is not None:
+        raise UserError(
+            f"Invalid {source}: search.target_error: stopping at an expected boundary error is "
+            f"for search.algorithm: boundary (got {algorithm!r})."
+        )
     _check_metric("objective.metric", spec.objective.metric)
     if spec.scheduler.name == "asha":
         _check_metric("scheduler.metric", spec.scheduler.metric or spec.objective.metric)

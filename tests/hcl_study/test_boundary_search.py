@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ray.tune.search import Searcher
 
-from hcl_study.levelset import Axis, to_unit
+from hcl_study.levelset import Axis, from_unit, to_unit, unit_grid
 from hcl_study.study.boundary_search import BoundarySearcher
 
 BETA = Axis("loss.beta", 0.0, 50.0, log=True, offset=1.0)
@@ -105,6 +106,28 @@ def test_noiseless_1d_oracle_is_bracketed_within_2_percent_in_12_trials() -> Non
     assert abs(LR.to_unit(found) - crossing) < 0.01
 
 
+def test_target_error_ends_the_search_once_the_boundary_is_known() -> None:
+    searcher = BoundarySearcher(
+        [BETA, TAU], "erank_ratio", 0.5, initial_design=6, seed=1, target_error=0.01
+    )
+    trials = 0
+    while (config := searcher.suggest(f"t{trials}")) != Searcher.FINISHED:
+        searcher.on_trial_complete(f"t{trials}", {"erank_ratio": phase_2d(config)})
+        trials += 1
+        assert trials < 60, "never reached the target error"
+    assert trials >= 12  # not before twice the initial design
+    assert searcher.suggest("again") == Searcher.FINISHED
+    [estimate] = searcher.estimate()
+    assert estimate.level_set.expected_error <= 0.01
+    _, grid = unit_grid(2)
+    natural = from_unit([BETA, TAU], grid)  # (k*k, 2)
+    truth = np.log1p(natural[:, 0]) < 1.0 + 2.0 * natural[:, 1]  # phase_2d > 0.5
+    assert np.mean(estimate.level_set.region.ravel() != truth) <= 0.01
+    without_target = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, initial_design=6, seed=1)
+    run(without_target, phase_2d, trials)
+    assert isinstance(without_target.suggest("more"), dict)
+
+
 def test_pending_trials_are_fantasized_so_concurrent_proposals_spread() -> None:
     searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, initial_design=8, seed=2)
     run(searcher, phase_2d, 12)
@@ -173,6 +196,8 @@ def test_estimate_gives_one_level_set_per_category() -> None:
         {"categories": {"normalization": []}},
         {"initial_design": 1},
         {"acquisition": "ei"},
+        {"target_error": 0.5},
+        {"target_error": 0.05, "axes": [BETA, TAU, LR]},
     ],
 )
 def test_invalid_settings_are_refused(kwargs: dict[str, Any]) -> None:

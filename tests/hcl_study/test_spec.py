@@ -162,6 +162,34 @@ def test_boundary_search_needs_order_parameter(smoke: dict[str, Any]) -> None:
         parse_study_spec(_with(smoke, search={"algorithm": "boundary", "num_samples": 8}))
 
 
+BOUNDARY = {"algorithm": "boundary", "order_parameter": "erank_ratio", "threshold": 0.9}
+
+
+def test_target_error_only_with_boundary_search(smoke: dict[str, Any]) -> None:
+    raw = _with(smoke, search__target_error=0.02)
+    with pytest.raises(UserError, match=r"search.target_error: .* for search.algorithm: boundary"):
+        parse_study_spec(raw)
+
+
+def test_target_error_needs_at_most_two_continuous_axes(smoke: dict[str, Any]) -> None:
+    raw = _with(
+        smoke,
+        search=BOUNDARY | {"target_error": 0.02},
+        **{"space__loss.tau": {"uniform": [0.1, 1.0]}},
+    )
+    with pytest.raises(UserError, match=r"search.target_error: .* this space has 3"):
+        parse_study_spec(raw)
+    del raw["space"]["optimizer.lr"]
+    assert parse_study_spec(raw).search.target_error == 0.02
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5])
+def test_target_error_must_lie_between_0_and_half(smoke: dict[str, Any], value: float) -> None:
+    raw = _with(smoke, search=BOUNDARY | {"target_error": value})
+    with pytest.raises(UserError, match=r"search.target_error"):
+        parse_study_spec(raw)
+
+
 def test_offset_only_with_boundary_search(smoke: dict[str, Any]) -> None:
     raw = _with(smoke, **{"space__loss.beta": {"loguniform": [0, 50], "offset": 1}})
     with pytest.raises(UserError, match=r"space.loss.beta.offset"):

@@ -212,6 +212,39 @@ def test_boundary_search_study_logs_its_estimate(
     assert len(dashed) == search_lines * len(figure.axes)
 
 
+def test_boundary_search_study_ends_at_its_target_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(
+        tmp_path,
+        name="boundary_target",
+        space={
+            "loss.beta": {"loguniform": [0, 30], "offset": 1},
+            "loss.tau": {"uniform": [0.2, 1.0]},
+        },
+        search={
+            "algorithm": "boundary",
+            "num_samples": 12,
+            "max_concurrent": 2,
+            "order_parameter": "erank_ratio",
+            "threshold": 0.8,
+            "initial_design": 2,
+            "target_error": 0.45,
+        },
+    )
+    summary = run_study(spec)
+    _, children = study_runs(summary.tracking_uri, "boundary_target")
+    # at least twice the initial design; then the next suggestion ends the search, and
+    # only the one trial already running (max_concurrent 2) may still finish
+    assert 4 <= len(children) <= 5
+    assert all(run.info.status == "FINISHED" for run in children)
+    client = MlflowClient(summary.tracking_uri)
+    local = client.download_artifacts(summary.parent_run_id, "boundary_search.json", str(tmp_path))
+    [cell] = yaml.safe_load(Path(local).read_text())["estimates"]
+    assert cell["level_set"]["expected_error"] <= 0.45
+
+
 def _report_inputs(tracking_uri: str) -> tuple[Any, Any, Any]:
     data = load_study_data(tracking_uri, "boundary")
     trials = add_order_parameters(data.trials)

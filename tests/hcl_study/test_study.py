@@ -169,27 +169,30 @@ def test_multi_node_cluster_on_loopback(
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def test_boundary_search_study_logs_its_estimate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    spec = write_spec(
+def write_boundary_spec(tmp_path: Path, name: str, **search: Any) -> Path:
+    """A boundary search over (β, τ) for erank_ratio = 0.8, two trials at a time."""
+    return write_spec(
         tmp_path,
-        name="boundary",
+        name=name,
         space={
             "loss.beta": {"loguniform": [0, 30], "offset": 1},
             "loss.tau": {"uniform": [0.2, 1.0]},
         },
         search={
             "algorithm": "boundary",
-            "num_samples": 6,
             "max_concurrent": 2,
             "order_parameter": "erank_ratio",
             "threshold": 0.8,
-            "initial_design": 4,
+            **search,
         },
     )
-    summary = run_study(spec)
+
+
+def test_boundary_search_study_logs_its_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    summary = run_study(write_boundary_spec(tmp_path, "boundary", num_samples=6, initial_design=4))
     _, children = study_runs(summary.tracking_uri, "boundary")
     assert len(children) == 6
     betas = [float(run.data.params["loss.beta"]) for run in children]
@@ -216,22 +219,8 @@ def test_boundary_search_study_ends_at_its_target_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    spec = write_spec(
-        tmp_path,
-        name="boundary_target",
-        space={
-            "loss.beta": {"loguniform": [0, 30], "offset": 1},
-            "loss.tau": {"uniform": [0.2, 1.0]},
-        },
-        search={
-            "algorithm": "boundary",
-            "num_samples": 12,
-            "max_concurrent": 2,
-            "order_parameter": "erank_ratio",
-            "threshold": 0.8,
-            "initial_design": 2,
-            "target_error": 0.45,
-        },
+    spec = write_boundary_spec(
+        tmp_path, "boundary_target", num_samples=12, initial_design=2, target_error=0.45
     )
     summary = run_study(spec)
     _, children = study_runs(summary.tracking_uri, "boundary_target")

@@ -12,7 +12,8 @@ Parts:
 - `fit_probability` -> `ProbabilityModel`: P(label | x) from binary labels (GP classifier,
   logistic fallback) with a 5-95 % band and the chance of the wrong side of 0.5;
   `bootstrap_probability` resamples it.
-- `contour_lines`, `level_set`, `gp_level_set`, `symmetric_difference_fraction`: boundaries.
+- `contour_lines`, `level_set`, `gp_level_set`, `symmetric_difference_fraction`,
+  `other_side_probability`: boundaries and their expected error.
 - `straddle`, `misclassification_reduction`, `propose`, `space_filling_point`: acquisition.
 """
 
@@ -294,6 +295,13 @@ def classification_kernel(dim: int) -> Kernel:
     return signal_kernel(dim, CLASSIFIER_AMPLITUDE_BOUNDS)
 
 
+def other_side_probability(gap: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Φ(−|gap| / std): the chance that a normal with that std about a mean `gap` away from
+    a level lies on the other side of it (0 where std is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(std > 0, ndtr(-np.abs(gap) / std), 0.0)
+
+
 @dataclass(frozen=True)
 class ProbabilityModel:
     """P(label | x) on unit coordinates (a GP classifier or the logistic fallback) and its data.
@@ -333,8 +341,7 @@ class ProbabilityModel:
             return lower, upper, wrong_side
         mean, variance = self.model.latent_mean_and_variance(unit_x)  # (m,) each
         std = np.sqrt(np.clip(variance, 0, None))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wrong_side = np.where(std > 0, ndtr(-np.abs(mean) / std), 0.0)
+        wrong_side = other_side_probability(mean, std)
         return expit(mean - Z_90 * std), expit(mean + Z_90 * std), wrong_side
 
 
@@ -547,8 +554,7 @@ def gp_level_set(
     mean, std = gp.predict(points)  # (k**d,) each
     shape = tuple(tick.size for tick in reversed(ticks))  # (k,) or (k_y, k_x)
     mean, std = mean.reshape(shape), std.reshape(shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wrong_side = np.where(std > 0, ndtr(-np.abs(mean - level) / std), 0.0)
+    wrong_side = other_side_probability(mean - level, std)
     return level_set(axes, mean, mean - Z_95 * std, mean + Z_95 * std, level, wrong_side)
 
 
@@ -613,7 +619,7 @@ def misclassification_reduction(
     a = (gap / sigma)[:, None]  # (r, 1)
     b = gap[:, None] / shift  # (r, c)
     expected = bivariate_normal_cdf(a, -b, -ratio) + bivariate_normal_cdf(-a, b, -ratio)
-    current = ndtr(-np.abs(gap) / sigma)  # (r,)
+    current = other_side_probability(gap, sigma)  # (r,)
     return np.sum(current[:, None] - expected, axis=0)
 
 

@@ -31,6 +31,7 @@ simulates `target_error` on its runs: where the search would stop, and the actua
 (the expected error is that of this benchmark's GP, refitted at every evaluation).
 
 Run: .venv/bin/python benchmarks/bench_boundary_search.py [--quick] [--oracle wavy]
+     [--initial-design N]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +67,7 @@ GRID_SIZES = tuple(range(2, 11))  # k of the k×k grids
 METHODS = ("boundary", "boundary_x4", "straddle", "grid", "grid_endpoints", "random", "tpe")
 CALIBRATION_AT = (8, 12, 16, 24, 48)  # trials at which the expected error is checked
 STOP_TARGETS = (0.05, 0.02, 0.01)  # target_error values whose stopping rule is simulated
-INITIAL_DESIGN = 8  # the searcher's Latin-hypercube points; target_error waits for twice this
+INITIAL_DESIGN = 8  # the searcher's default Latin-hypercube points (--initial-design)
 RESULTS_DIR = Path(__file__).parent / "results"
 DEFAULT_ORACLE = "curved"  # results/boundary_search.{json,png}; others get an _<oracle> suffix
 
@@ -104,6 +106,7 @@ def run_searcher(
     *,
     batch: int = 1,
     acquisition: str = "sur",
+    initial_design: int = INITIAL_DESIGN,
     expected: Curve | None = None,
 ) -> Curve:
     """BoundarySearcher through its Tune interface (suggest / on_trial_complete); the model's
@@ -113,7 +116,7 @@ def run_searcher(
         list(oracle.axes),
         "order",
         oracle.threshold,
-        initial_design=INITIAL_DESIGN,
+        initial_design=initial_design,
         seed=seed,
         acquisition=acquisition,
     )
@@ -201,17 +204,18 @@ def trials_needed(curve: Curve, level: float) -> float:
     return needed
 
 
-def run_seed(oracle_name: str, seed: int) -> dict[str, Curve]:
+def run_seed(oracle_name: str, initial_design: int, seed: int) -> dict[str, Curve]:
     """All methods on one seed's oracle instance (single-threaded BLAS, so two seeds can
     run side by side)."""
     oracle = ORACLES[oracle_name].instance(seed)
     expected: Curve = {}
+    searcher_run = partial(run_searcher, oracle, seed, initial_design=initial_design)
     with threadpool_limits(1):
         return {
-            "boundary": run_searcher(oracle, seed, expected=expected),
+            "boundary": searcher_run(expected=expected),
             "boundary_expected": expected,
-            "boundary_x4": run_searcher(oracle, seed, batch=4),
-            "straddle": run_searcher(oracle, seed, acquisition="straddle"),
+            "boundary_x4": searcher_run(batch=4),
+            "straddle": searcher_run(acquisition="straddle"),
             "grid": run_grid(oracle, seed),
             "grid_endpoints": run_grid(oracle, seed, endpoints=True),
             "random": run_random(oracle, seed),
@@ -231,13 +235,16 @@ def calibration_at(curves: list[dict[str, Curve]], trials: int) -> dict[str, flo
     }
 
 
-def stopping_rule(curves: list[dict[str, Curve]], target: float) -> dict[str, float]:
+def stopping_rule(
+    curves: list[dict[str, Curve]], target: float, initial_design: int
+) -> dict[str, float]:
     """`target_error` simulated on the boundary runs: the first evaluation with at least
-    2 × INITIAL_DESIGN trials and an expected error <= target; the actual error there."""
+    twice the initial design of trials and an expected error <= target; the actual error
+    there."""
     stops, errors = [], []
     for run in curves:
         expected = run["boundary_expected"]
-        eligible = [n for n in sorted(expected) if n >= 2 * INITIAL_DESIGN]
+        eligible = [n for n in sorted(expected) if n >= 2 * initial_design]
         stop = next((n for n in eligible if expected[n] <= target), max(expected))
         stops.append(stop)
         errors.append(run["boundary"][stop])
@@ -277,12 +284,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
     parser.add_argument("--oracle", choices=sorted(ORACLES), default=DEFAULT_ORACLE)
     parser.add_argument("--jobs", type=int, default=2, help="seeds run in parallel")
+    parser.add_argument(
+        "--initial-design",
+        type=int,
+        default=INITIAL_DESIGN,
+        help="the searchers' Latin-hypercube points (results get an _init<N> suffix)",
+    )
     args = parser.parse_args()
     seeds = list(range(3 if args.quick else 10))
 
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        curves = list(pool.map(run_seed, [args.oracle] * len(seeds), seeds))
+        one_seed = partial(run_seed, args.oracle, args.initial_design)
+        curves = list(pool.map(one_seed, seeds))
     runtime = time.perf_counter() - start
 
     needed = {
@@ -300,7 +314,10 @@ def main() -> None:
         "boundary <= tpe / 2": primary["boundary"] <= primary["tpe"] / 2,
         "boundary_x4 <= 1.3 * boundary": primary["boundary_x4"] <= 1.3 * primary["boundary"],
     }
-    print(f"oracle {args.oracle}, {len(seeds)} seeds, budget {BUDGET}, {runtime:.0f} s")
+    print(
+        f"oracle {args.oracle}, {len(seeds)} seeds, budget {BUDGET}, initial design "
+        f"{args.initial_design}, {runtime:.0f} s"
+    )
     for level in ERROR_LEVELS:
         print(f"trials until region error <= {level:.0%} and stays there (- = not within budget):")
         for method in METHODS:
@@ -311,7 +328,9 @@ def main() -> None:
     for name, met in targets.items():
         print(f"target at {TARGET_ERROR:.0%}: {name}: {'met' if met else 'MISSED'}")
     calibration = {n: calibration_at(curves, n) for n in CALIBRATION_AT}
-    stopping = {target: stopping_rule(curves, target) for target in STOP_TARGETS}
+    stopping = {
+        target: stopping_rule(curves, target, args.initial_design) for target in STOP_TARGETS
+    }
     print("boundary search: the model's expected error against the actual one")
     for n, row in calibration.items():
         print(
@@ -329,9 +348,12 @@ def main() -> None:
 
     RESULTS_DIR.mkdir(exist_ok=True)
     stem = "boundary_search" + ("" if args.oracle == DEFAULT_ORACLE else f"_{args.oracle}")
+    if args.initial_design != INITIAL_DESIGN:
+        stem += f"_init{args.initial_design}"
     plot(curves, RESULTS_DIR / f"{stem}.png", f"oracle '{args.oracle}', {len(seeds)} seeds")
     result = {
         "oracle": args.oracle,
+        "initial_design": args.initial_design,
         "seeds": seeds,
         "budget": BUDGET,
         "target_error": TARGET_ERROR,

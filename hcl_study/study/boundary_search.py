@@ -16,6 +16,9 @@ it no longer tracks, such as errored trials resumed by `Tuner.restore`.
 
 Categorical axes are a product: each combination (e.g. each normalization) gets its own
 design and surrogate, and combinations take turns (the one with the fewest trials goes next).
+With `target_error`, a combination that has reached it is left out of the turns (until a
+late result raises its error again), so the remaining trials go where the boundary is
+still uncertain.
 
 Failed points: a trial that errors, or whose final metric is missing or non-finite (a
 diverged run), is recorded as failed. It is left out of the GP (its value is unknown, not
@@ -203,9 +206,10 @@ class BoundarySearcher(Searcher):
         """
         if self._max_concurrent is not None and len(self._pending) >= self._max_concurrent:
             return None
-        if self._reached_target_error():
+        open_cells = [i for i in range(len(self._cells)) if not self._settled(i)]
+        if not open_cells:
             return Searcher.FINISHED
-        index = int(np.argmin([self._issued(i) for i in range(len(self._cells))]))
+        index = min(open_cells, key=self._issued)
         unit = self._next_point(index)  # (d,)
         self._pending[trial_id] = (index, unit)
         natural = from_unit(self.axes, unit)[0]  # (d,)
@@ -275,13 +279,13 @@ class BoundarySearcher(Searcher):
 
     # ------------------------------------------------------------------ internals
 
-    def _reached_target_error(self) -> bool:
-        if self.target_error is None:
-            return False
-        return all(
-            len(cell.observed_y) >= 2 * len(cell.design)
+    def _settled(self, index: int) -> bool:
+        """Whether this cell has reached `target_error` (never without one)."""
+        cell = self._cells[index]
+        return (
+            self.target_error is not None
+            and len(cell.observed_y) >= 2 * len(cell.design)
             and self._expected_error(index) <= self.target_error
-            for index, cell in enumerate(self._cells)
         )
 
     def _expected_error(self, index: int) -> float:

@@ -128,6 +128,32 @@ def test_target_error_ends_the_search_once_the_boundary_is_known() -> None:
     assert isinstance(without_target.suggest("more"), dict)
 
 
+def test_a_category_that_reached_target_error_gets_no_more_trials() -> None:
+    def oracle(config: dict[str, Any]) -> float:
+        if config["normalization"] == "none":
+            return 0.1 + 0.05 * config["loss.tau"]  # DC everywhere: no boundary to map
+        return phase_2d(config)
+
+    searcher = BoundarySearcher(
+        [BETA, TAU],
+        "erank_ratio",
+        0.5,
+        categories={"normalization": ["none", "sphere"]},
+        initial_design=6,
+        seed=1,
+        target_error=0.01,
+    )
+    configs = []
+    while (config := searcher.suggest(f"t{len(configs)}")) != Searcher.FINISHED:
+        searcher.on_trial_complete(f"t{len(configs)}", {"erank_ratio": oracle(config)})
+        configs.append(config)
+        assert len(configs) < 80, "never reached the target error"
+    counts = Counter(config["normalization"] for config in configs)
+    assert counts["none"] == 12  # settled at twice its initial design; taking turns gives ±1
+    assert counts["sphere"] > 14
+    assert all(estimate.level_set.expected_error <= 0.01 for estimate in searcher.estimate())
+
+
 def test_pending_trials_are_fantasized_so_concurrent_proposals_spread() -> None:
     searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, initial_design=8, seed=2)
     run(searcher, phase_2d, 12)

@@ -15,10 +15,14 @@ leaving it to `ConcurrencyLimiter`, because the limiter drops the completions of
 it no longer tracks, such as errored trials resumed by `Tuner.restore`.
 
 Categorical axes are a product: each combination (e.g. each normalization) gets its own
-design and surrogate, and combinations take turns (the one with the fewest trials goes next).
-With `target_error`, a combination that has reached it is left out of the turns (until a
-late result raises its error again), so the remaining trials go where the boundary is
-still uncertain.
+design and surrogate. The designs take turns (fewest trials first); after them, the next
+trial goes to the combination whose level set is most uncertain, the largest expected
+error (`LevelSet.expected_error`) with its pending trials fantasized, so a combination
+with no boundary in the domain (e.g. DC everywhere) stops drawing trials once its GP is
+sure of that. A combination without a surrogate after its design (every trial failed, or
+all still running) waits. With more than 2 continuous axes (no level-set grid) they take
+turns throughout. With `target_error`, a combination that has reached it gets no more
+trials (until a late result raises its error again).
 
 Failed points: a trial that errors, or whose final metric is missing or non-finite (a
 diverged run), is recorded as failed. It is left out of the GP (its value is unknown, not
@@ -209,7 +213,7 @@ class BoundarySearcher(Searcher):
         open_cells = [i for i in range(len(self._cells)) if not self._settled(i)]
         if not open_cells:
             return Searcher.FINISHED
-        index = min(open_cells, key=self._issued)
+        index = self._next_cell(open_cells)
         unit = self._next_point(index)  # (d,)
         self._pending[trial_id] = (index, unit)
         natural = from_unit(self.axes, unit)[0]  # (d,)
@@ -278,6 +282,25 @@ class BoundarySearcher(Searcher):
         return estimates
 
     # ------------------------------------------------------------------ internals
+
+    def _next_cell(self, open_cells: list[int]) -> int:
+        """The combination the next trial goes to (see the module docstring)."""
+        designing = [i for i in open_cells if self._issued(i) < len(self._cells[i].design)]
+        if designing or len(self.axes) > 2:
+            return min(designing or open_cells, key=self._issued)
+        return max(open_cells, key=lambda i: (self._believed_error(i), -self._issued(i)))
+
+    def _believed_error(self, index: int) -> float:
+        """Expected error of this cell's level set with its pending trials fantasized at the
+        posterior mean; 0 without a surrogate."""
+        gp = self._surrogate(index)
+        if gp is None:
+            return 0.0
+        pending = self._pending_points(index)
+        if not pending:
+            return self._expected_error(index)
+        believer = gp.fantasize(np.array(pending))
+        return gp_level_set(believer, self.axes, self.threshold).expected_error
 
     def _settled(self, index: int) -> bool:
         """Whether this cell has reached `target_error` (never without one)."""

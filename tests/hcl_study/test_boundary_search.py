@@ -142,30 +142,29 @@ def test_target_error_ends_the_search_once_the_boundary_is_known() -> None:
     assert isinstance(without_target.suggest("more"), dict)
 
 
-def test_trials_go_to_the_category_whose_boundary_is_uncertain() -> None:
-    def searcher(values: list[str]) -> BoundarySearcher:
-        categories = {"normalization": values}
-        return BoundarySearcher(
-            [BETA, TAU], "erank_ratio", 0.5, categories=categories, initial_design=6, seed=0
-        )
+def normalization_searcher(values: list[str], **kwargs: Any) -> BoundarySearcher:
+    """A (β, τ) searcher at level 0.5 with one boundary per normalization, designs of 6."""
+    return BoundarySearcher(
+        [BETA, TAU],
+        "erank_ratio",
+        0.5,
+        categories={"normalization": values},
+        initial_design=6,
+        **kwargs,
+    )
 
-    both = searcher(["none", "sphere"])
+
+def test_trials_go_to_the_category_whose_boundary_is_uncertain() -> None:
+    both = normalization_searcher(["none", "sphere"], seed=0)
     configs = run(both, dc_or_curved, 30)
     assert Counter(c["normalization"] for c in configs) == {"none": 6, "sphere": 24}
-    sphere_alone = searcher(["sphere"])
+    sphere_alone = normalization_searcher(["sphere"], seed=0)
     run(sphere_alone, dc_or_curved, 15)  # what taking turns would have given it
     assert phase_2d_error(both.estimate()[1]) < 0.5 * phase_2d_error(sphere_alone.estimate()[0])
 
 
 def test_pending_trials_count_against_the_uncertainty_of_their_category() -> None:
-    searcher = BoundarySearcher(
-        [BETA, TAU],
-        "erank_ratio",
-        0.5,
-        categories={"normalization": ["ball", "sphere"]},
-        initial_design=6,
-        seed=0,
-    )
+    searcher = normalization_searcher(["ball", "sphere"], seed=0)
     run(searcher, phase_2d, 12)
     # Without pending fantasies all four would go to "ball", the more uncertain one.
     assert searcher.estimate()[0].level_set.expected_error > (
@@ -176,15 +175,7 @@ def test_pending_trials_count_against_the_uncertainty_of_their_category() -> Non
 
 
 def test_a_category_that_reached_target_error_gets_no_more_trials() -> None:
-    searcher = BoundarySearcher(
-        [BETA, TAU],
-        "erank_ratio",
-        0.5,
-        categories={"normalization": ["none", "sphere"]},
-        initial_design=6,
-        seed=1,
-        target_error=0.01,
-    )
+    searcher = normalization_searcher(["none", "sphere"], seed=1, target_error=0.01)
     configs = []
     while (config := searcher.suggest(f"t{len(configs)}")) != Searcher.FINISHED:
         searcher.on_trial_complete(f"t{len(configs)}", {"erank_ratio": dc_or_curved(config)})

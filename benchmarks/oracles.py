@@ -74,3 +74,5 @@ ORACLES = {
         "wavy", lambda tau: 1.9 + 1.3 * tau + 0.5 * np.sin(2 * np.pi * 1.5 * tau), width=0.1
     ),
 }
+NO_BOUNDARY = PhaseOracle("no_boundary", lambda tau: np.full_like(tau, -1.0), width=0.1)
+"""DC everywhere: the order parameter stays below 1e-4 + noise, so {f > 0.5} is empty."""

@@ -15,14 +15,15 @@ leaving it to `ConcurrencyLimiter`, because the limiter drops the completions of
 it no longer tracks, such as errored trials resumed by `Tuner.restore`.
 
 Categorical axes are a product: each combination (e.g. each normalization) gets its own
-design and surrogate. The designs take turns (fewest trials first); after them, the next
-trial goes to the combination whose level set is most uncertain, the largest expected
-error (`LevelSet.expected_error`) with its pending trials fantasized, so a combination
-with no boundary in the domain (e.g. DC everywhere) stops drawing trials once its GP is
-sure of that. A combination without a surrogate after its design (every trial failed, or
-all still running) waits. With more than 2 continuous axes (no level-set grid) they take
-turns throughout. With `target_error`, a combination that has reached it gets no more
-trials (until a late result raises its error again).
+design and surrogate. The designs take turns (fewest trials first); after them, every
+combination proposes its best point and the trial goes to the one whose proposal has the
+largest SUR score, the expected shrinkage of its misclassified area (in shares of the
+domain, so comparable across combinations; pending trials fantasized). SUR over the
+union of the regions thus decides where the next trial helps most, and a combination with
+no boundary in the domain (e.g. DC everywhere) stops drawing trials once its GP is sure of
+that. A combination without a surrogate after its design (every trial failed, or all
+still running) scores 0 and waits. With `target_error`, a combination that has reached it
+gets no more trials (until a late result raises its error again).
 
 Failed points: a trial that errors, or whose final metric is missing or non-finite (a
 diverged run), is recorded as failed. It is left out of the GP (its value is unknown, not
@@ -213,8 +214,7 @@ class BoundarySearcher(Searcher):
         open_cells = [i for i in range(len(self._cells)) if not self._settled(i)]
         if not open_cells:
             return Searcher.FINISHED
-        index = self._next_cell(open_cells)
-        unit = self._next_point(index)  # (d,)
+        index, unit = self._next_proposal(open_cells)  # unit: (d,)
         self._pending[trial_id] = (index, unit)
         natural = from_unit(self.axes, unit)[0]  # (d,)
         config = {axis.name: float(value) for axis, value in zip(self.axes, natural, strict=True)}
@@ -283,24 +283,15 @@ class BoundarySearcher(Searcher):
 
     # ------------------------------------------------------------------ internals
 
-    def _next_cell(self, open_cells: list[int]) -> int:
-        """The combination the next trial goes to (see the module docstring)."""
+    def _next_proposal(self, open_cells: list[int]) -> tuple[int, np.ndarray]:
+        """The cell and unit point of the next trial (see the module docstring)."""
         designing = [i for i in open_cells if self._issued(i) < len(self._cells[i].design)]
-        if designing or len(self.axes) > 2:
-            return min(designing or open_cells, key=self._issued)
-        return max(open_cells, key=lambda i: (self._believed_error(i), -self._issued(i)))
-
-    def _believed_error(self, index: int) -> float:
-        """Expected error of this cell's level set with its pending trials fantasized at the
-        posterior mean; 0 without a surrogate."""
-        gp = self._surrogate(index)
-        if gp is None:
-            return 0.0
-        pending = self._pending_points(index)
-        if not pending:
-            return self._expected_error(index)
-        believer = gp.fantasize(np.array(pending))
-        return gp_level_set(believer, self.axes, self.threshold).expected_error
+        if designing:
+            index = min(designing, key=self._issued)
+            return index, self._next_point(index)[0]
+        proposals = {index: self._next_point(index) for index in open_cells}
+        index = max(open_cells, key=lambda i: (proposals[i][1], -self._issued(i)))
+        return index, proposals[index][0]
 
     def _settled(self, index: int) -> bool:
         """Whether this cell has reached `target_error` (never without one)."""
@@ -342,7 +333,10 @@ class BoundarySearcher(Searcher):
         )  # (k,)
         return points, radius
 
-    def _next_point(self, index: int) -> np.ndarray:
+    def _next_point(self, index: int) -> tuple[np.ndarray, float]:
+        """This cell's next point (d,) and the share of the domain by which a trial there
+        is expected to shrink its misclassified area (inf for a design point, 0 without
+        a surrogate)."""
         cell = self._cells[index]
         avoid, radius = self._avoid(index)
         step = self._issued(index)
@@ -351,10 +345,11 @@ class BoundarySearcher(Searcher):
                 if avoid.shape[0] == 0 or np.all(
                     np.linalg.norm(avoid - candidate, axis=1) > radius
                 ):
-                    return candidate
+                    return candidate, np.inf
         gp = self._surrogate(index)
         if gp is None:
-            return space_filling_point(len(self.axes), avoid, seed=[self.seed, index, step])
+            seed = [self.seed, index, step]
+            return space_filling_point(len(self.axes), avoid, seed=seed), 0.0
         pending = self._pending_points(index)
         believer = gp.fantasize(np.array(pending)) if pending else gp
         return propose(

@@ -166,10 +166,8 @@ def test_trials_go_to_the_category_whose_boundary_is_uncertain() -> None:
 def test_pending_trials_count_against_the_uncertainty_of_their_category() -> None:
     searcher = normalization_searcher(["ball", "sphere"], seed=0)
     run(searcher, phase_2d, 12)
-    # Without pending fantasies all four would go to "ball", the more uncertain one.
-    assert searcher.estimate()[0].level_set.expected_error > (
-        searcher.estimate()[1].level_set.expected_error
-    )
+    # Without pending fantasies the four would all go to one value: a point next to a
+    # pending one would promise almost the same shrinkage of the error as that one.
     batch = [searcher.suggest(f"p{i}") for i in range(4)]
     assert Counter(c["normalization"] for c in batch) == {"ball": 2, "sphere": 2}
 

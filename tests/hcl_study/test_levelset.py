@@ -173,7 +173,7 @@ def test_misclassification_reduction_is_never_negative() -> None:
 def test_proposal_lands_near_the_level_and_away_from_known_points(acquisition: str) -> None:
     unit = np.array([[0.1, 0.5], [0.3, 0.2], [0.6, 0.8], [0.9, 0.4], [0.5, 0.5], [0.2, 0.9]])
     gp = fit_gp_regression(unit, unit[:, 0], seed=0)  # level 0.45 is the line x = 0.45
-    point = propose(
+    point, gain = propose(
         gp,
         0.45,
         avoid=unit,
@@ -183,6 +183,23 @@ def test_proposal_lands_near_the_level_and_away_from_known_points(acquisition: s
     )
     assert abs(point[0] - 0.45) < 0.15
     assert np.min(np.linalg.norm(unit - point, axis=1)) > 0.05
+    assert gain > 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_proposal_gain_is_part_of_the_expected_error_and_largest_for_sur(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    unit = rng.random((8, 2))
+    gp = fit_gp_regression(unit, unit[:, 0] + 0.05 * rng.normal(size=8), seed=0)
+    error = gp_level_set(gp, [Axis("x", 0, 1), Axis("y", 0, 1)], 0.45).expected_error
+    gains = {
+        acquisition: propose(
+            gp, 0.45, avoid=unit, avoid_radius=np.full(8, 0.005), acquisition=acquisition, seed=0
+        )[1]
+        for acquisition in ("sur", "straddle")
+    }
+    # SUR maximizes the gain over the candidates that straddle picks from.
+    assert 0 < gains["straddle"] <= gains["sur"] < error
 
 
 def test_probability_model_separates_the_labels() -> None:

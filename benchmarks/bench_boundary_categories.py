@@ -1,0 +1,173 @@
+"""Benchmark: a boundary search over a categorical axis, uncertainty allocation vs turns.
+
+A `choice` axis gets one boundary per value. After the initial designs, `BoundarySearcher`
+gives each trial to the value whose boundary is most uncertain (largest expected error);
+the alternative is taking turns, each value getting the same share of trials.
+
+Oracle: three normalizations over (log(β + 1), τ), as in benchmarks/oracles.py:
+- "none": no boundary in the domain (the order parameter is about 0 everywhere, DC);
+- "ball": the curved oracle; "sphere": the wavy oracle.
+Each seed draws shifted instances (the same for both methods) and the noise.
+
+Figure of merit: trials until the mean over the three values of the region error
+(symmetric-difference area with the true region, GP regression of `hcl_study.levelset` on
+the value's own points, as in bench_boundary_search.py) is <= 5 % / 2 % / 1 % and stays so
+up to the budget. Also reported: the trials each value received.
+Target: uncertainty allocation needs fewer trials than taking turns at 2 % and 1 %
+(medians over 10 seeds).
+
+Run: .venv/bin/python benchmarks/bench_boundary_categories.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from bench_boundary_search import ERROR_LEVELS, INITIAL_DESIGN, RESULTS_DIR, Scorer, trials_needed
+from oracles import NO_BOUNDARY, ORACLES, PhaseOracle
+from threadpoolctl import threadpool_limits
+
+from hcl_study.levelset import to_unit
+from hcl_study.study.boundary_search import BoundarySearcher
+
+VALUES = ("none", "ball", "sphere")
+BUDGET = 150
+EVAL_EVERY = 2 * len(VALUES)
+METHODS = ("uncertainty", "turns")
+Curve = dict[int, float]
+
+
+def instances(seed: int) -> dict[str, PhaseOracle]:
+    """This seed's oracle per normalization."""
+    families = {"none": NO_BOUNDARY, "ball": ORACLES["curved"], "sphere": ORACLES["wavy"]}
+    return {value: family.instance(seed) for value, family in families.items()}
+
+
+def run(seed: int, method: str) -> tuple[Curve, dict[str, int]]:
+    """One search of BUDGET trials; the mean region error every EVAL_EVERY trials from the
+    end of the designs, and the trials per value."""
+    oracles = instances(seed)
+    rng = np.random.default_rng([seed, 17])
+    axes = list(oracles["none"].axes)
+    if method == "uncertainty":
+        shared = BoundarySearcher(
+            axes,
+            "order",
+            0.5,
+            categories={"normalization": list(VALUES)},
+            initial_design=INITIAL_DESIGN,
+            seed=seed,
+        )
+        searchers = [shared] * len(VALUES)
+    else:  # turns: one independent searcher per value, taking trials in order
+        searchers = [
+            BoundarySearcher(
+                axes,
+                "order",
+                0.5,
+                fixed={"normalization": value},
+                initial_design=INITIAL_DESIGN,
+                seed=len(VALUES) * seed + index,
+            )
+            for index, value in enumerate(VALUES)
+        ]
+    scorers = {value: Scorer(oracle) for value, oracle in oracles.items()}
+    points = {value: [] for value in VALUES}
+    values = {value: [] for value in VALUES}
+    curve: Curve = {}
+    for number in range(1, BUDGET + 1):
+        searcher = searchers[(number - 1) % len(VALUES)]
+        config = searcher.suggest(f"t{number}")
+        value = config["normalization"]
+        oracle = oracles[value]
+        unit = to_unit(axes, [[config[axis.name] for axis in axes]])  # (1, 2)
+        observed = float(oracle.observe(unit, rng)[0])
+        searcher.on_trial_complete(f"t{number}", {"order": observed})
+        points[value].append(unit[0])
+        values[value].append(observed)
+        if number % EVAL_EVERY == 0 and number >= len(VALUES) * INITIAL_DESIGN:
+            curve[number] = float(
+                np.mean(
+                    [scorers[v].error(np.array(points[v]), np.array(values[v])) for v in VALUES]
+                )
+            )
+    return curve, {value: len(values[value]) for value in VALUES}
+
+
+def run_seed(seed: int) -> dict[str, tuple[Curve, dict[str, int]]]:
+    """Both methods on one seed (single-threaded BLAS, so two seeds run side by side)."""
+    with threadpool_limits(1):
+        return {method: run(seed, method) for method in METHODS}
+
+
+def main() -> None:
+    """Run both methods on every seed, print the medians, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
+    parser.add_argument("--jobs", type=int, default=2, help="seeds run in parallel")
+    args = parser.parse_args()
+    seeds = list(range(3 if args.quick else 10))
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        runs = list(pool.map(run_seed, seeds))
+    runtime = time.perf_counter() - start
+
+    needed = {
+        level: {
+            method: [trials_needed(run[method][0], level) for run in runs] for method in METHODS
+        }
+        for level in ERROR_LEVELS
+    }
+    median = {
+        level: {method: float(np.median(counts)) for method, counts in by_method.items()}
+        for level, by_method in needed.items()
+    }
+    allocation = {
+        value: float(np.median([run["uncertainty"][1][value] for run in runs])) for value in VALUES
+    }
+    targets = {
+        f"uncertainty < turns at {level:.0%}": median[level]["uncertainty"] < median[level]["turns"]
+        for level in ERROR_LEVELS[1:]
+    }
+    print(f"{len(seeds)} seeds, budget {BUDGET}, initial design {INITIAL_DESIGN}, {runtime:.0f} s")
+    for level in ERROR_LEVELS:
+        print(f"trials until the mean region error <= {level:.0%} and stays there:")
+        for method in METHODS:
+            shown = ["-" if math.isinf(c) else f"{c:.0f}" for c in needed[level][method]]
+            row = f"median {median[level][method]:6.1f}   per seed: {' '.join(shown)}"
+            print(f"  {method:12s} {row}")
+    print(
+        f"trials per value with uncertainty allocation (median of {BUDGET}): "
+        + ", ".join(f"{value} {count:.0f}" for value, count in allocation.items())
+    )
+    for name, met in targets.items():
+        print(f"target: {name}: {'met' if met else 'MISSED'}")
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    result = {
+        "values": {"none": "no boundary", "ball": "curved", "sphere": "wavy"},
+        "seeds": seeds,
+        "budget": BUDGET,
+        "initial_design": INITIAL_DESIGN,
+        "trials_needed": {
+            str(level): {m: [None if math.isinf(c) else c for c in v] for m, v in by.items()}
+            for level, by in needed.items()
+        },
+        "median_trials": {
+            str(level): {m: None if math.isinf(v) else v for m, v in by.items()}
+            for level, by in median.items()
+        },
+        "uncertainty_allocation_median": allocation,
+        "targets": targets,
+        "runtime_s": runtime,
+    }
+    (RESULTS_DIR / "boundary_categories.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

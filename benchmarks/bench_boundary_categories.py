@@ -1,8 +1,9 @@
-"""Benchmark: a boundary search over a categorical axis, uncertainty allocation vs turns.
+"""Benchmark: a boundary search over a categorical axis, SUR allocation vs taking turns.
 
 A `choice` axis gets one boundary per value. After the initial designs, `BoundarySearcher`
-gives each trial to the value whose boundary is most uncertain (largest expected error);
-the alternative is taking turns, each value getting the same share of trials.
+gives each trial to the value whose best proposal has the largest SUR score (the expected
+shrinkage of its misclassified area); the alternative is taking turns, each value getting
+the same share of trials (independent searchers, one per value).
 
 Oracle: three normalizations over (log(β + 1), τ), as in benchmarks/oracles.py:
 - "none": no boundary in the domain (the order parameter is about 0 everywhere, DC);
@@ -13,8 +14,8 @@ Figure of merit: trials until the mean over the three values of the region error
 (symmetric-difference area with the true region, GP regression of `hcl_study.levelset` on
 the value's own points, as in bench_boundary_search.py) is <= 5 % / 2 % / 1 % and stays so
 up to the budget. Also reported: the trials each value received.
-Target: uncertainty allocation needs fewer trials than taking turns at 2 % and 1 %
-(medians over 10 seeds).
+Target: SUR allocation needs fewer trials than taking turns at 2 % and 1 % (medians over
+10 seeds).
 
 Run: .venv/bin/python benchmarks/bench_boundary_categories.py [--quick]
 """
@@ -38,7 +39,7 @@ from hcl_study.study.boundary_search import BoundarySearcher
 VALUES = ("none", "ball", "sphere")
 BUDGET = 150
 EVAL_EVERY = 2 * len(VALUES)
-METHODS = ("uncertainty", "turns")
+METHODS = ("sur", "turns")
 Curve = dict[int, float]
 
 
@@ -54,7 +55,7 @@ def run(seed: int, method: str) -> tuple[Curve, dict[str, int]]:
     oracles = instances(seed)
     rng = np.random.default_rng([seed, 17])
     axes = list(oracles["none"].axes)
-    if method == "uncertainty":
+    if method == "sur":
         shared = BoundarySearcher(
             axes,
             "order",
@@ -128,10 +129,10 @@ def main() -> None:
         for level, by_method in needed.items()
     }
     allocation = {
-        value: float(np.median([run["uncertainty"][1][value] for run in runs])) for value in VALUES
+        value: float(np.median([run["sur"][1][value] for run in runs])) for value in VALUES
     }
     targets = {
-        f"uncertainty < turns at {level:.0%}": median[level]["uncertainty"] < median[level]["turns"]
+        f"sur < turns at {level:.0%}": median[level]["sur"] < median[level]["turns"]
         for level in ERROR_LEVELS[1:]
     }
     print(f"{len(seeds)} seeds, budget {BUDGET}, initial design {INITIAL_DESIGN}, {runtime:.0f} s")
@@ -142,7 +143,7 @@ def main() -> None:
             row = f"median {median[level][method]:6.1f}   per seed: {' '.join(shown)}"
             print(f"  {method:12s} {row}")
     print(
-        f"trials per value with uncertainty allocation (median of {BUDGET}): "
+        f"trials per value with SUR allocation (median of {BUDGET}): "
         + ", ".join(f"{value} {count:.0f}" for value, count in allocation.items())
     )
     for name, met in targets.items():
@@ -162,7 +163,7 @@ def main() -> None:
             str(level): {m: None if math.isinf(v) else v for m, v in by.items()}
             for level, by in median.items()
         },
-        "uncertainty_allocation_median": allocation,
+        "sur_allocation_median": allocation,
         "targets": targets,
         "runtime_s": runtime,
     }

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from bench_boundary_search import ERROR_LEVELS, INITIAL_DESIGN, RESULTS_DIR, Scorer, trials_needed
+from bench_boundary_search import ERROR_LEVELS, INITIAL_DESIGN, RESULTS_DIR, Scorer, TrialCounts
 from oracles import NO_BOUNDARY, ORACLES, PhaseOracle
 from threadpoolctl import threadpool_limits
 
@@ -118,30 +117,16 @@ def main() -> None:
         runs = list(pool.map(run_seed, seeds))
     runtime = time.perf_counter() - start
 
-    needed = {
-        level: {
-            method: [trials_needed(run[method][0], level) for run in runs] for method in METHODS
-        }
-        for level in ERROR_LEVELS
-    }
-    median = {
-        level: {method: float(np.median(counts)) for method, counts in by_method.items()}
-        for level, by_method in needed.items()
-    }
+    counts = TrialCounts.of([{m: run[m][0] for m in METHODS} for run in runs], METHODS)
     allocation = {
         value: float(np.median([run["sur"][1][value] for run in runs])) for value in VALUES
     }
     targets = {
-        f"sur < turns at {level:.0%}": median[level]["sur"] < median[level]["turns"]
+        f"sur < turns at {level:.0%}": counts.median[level]["sur"] < counts.median[level]["turns"]
         for level in ERROR_LEVELS[1:]
     }
     print(f"{len(seeds)} seeds, budget {BUDGET}, initial design {INITIAL_DESIGN}, {runtime:.0f} s")
-    for level in ERROR_LEVELS:
-        print(f"trials until the mean region error <= {level:.0%} and stays there:")
-        for method in METHODS:
-            shown = ["-" if math.isinf(c) else f"{c:.0f}" for c in needed[level][method]]
-            row = f"median {median[level][method]:6.1f}   per seed: {' '.join(shown)}"
-            print(f"  {method:12s} {row}")
+    counts.print("the mean region error")
     print(
         f"trials per value with SUR allocation (median of {BUDGET}): "
         + ", ".join(f"{value} {count:.0f}" for value, count in allocation.items())
@@ -155,14 +140,7 @@ def main() -> None:
         "seeds": seeds,
         "budget": BUDGET,
         "initial_design": INITIAL_DESIGN,
-        "trials_needed": {
-            str(level): {m: [None if math.isinf(c) else c for c in v] for m, v in by.items()}
-            for level, by in needed.items()
-        },
-        "median_trials": {
-            str(level): {m: None if math.isinf(v) else v for m, v in by.items()}
-            for level, by in median.items()
-        },
+        **counts.to_json(),
         "sur_allocation_median": allocation,
         "targets": targets,
         "runtime_s": runtime,

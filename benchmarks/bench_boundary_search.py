@@ -40,10 +40,12 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -204,6 +206,51 @@ def trials_needed(curve: Curve, level: float) -> float:
     return needed
 
 
+@dataclass(frozen=True)
+class TrialCounts:
+    """Trials each method needs per error level, per seed and as medians over seeds."""
+
+    needed: dict[float, dict[str, list[float]]]  # level -> method -> per seed (inf: never)
+    median: dict[float, dict[str, float]]  # level -> method -> median over seeds
+
+    @classmethod
+    def of(cls, curves: list[dict[str, Curve]], methods: Sequence[str]) -> TrialCounts:
+        """Count on every seed's curves (one dict method -> Curve per seed)."""
+        needed = {
+            level: {
+                method: [trials_needed(run[method], level) for run in curves] for method in methods
+            }
+            for level in ERROR_LEVELS
+        }
+        median = {
+            level: {method: float(np.median(counts)) for method, counts in by_method.items()}
+            for level, by_method in needed.items()
+        }
+        return cls(needed, median)
+
+    def print(self, what: str) -> None:
+        """One block per level: each method's median and per-seed counts."""
+        for level, by_method in self.needed.items():
+            print(f"trials until {what} <= {level:.0%} and stays there (- = not within budget):")
+            for method, counts in by_method.items():
+                shown = " ".join("-" if math.isinf(c) else f"{c:.0f}" for c in counts)
+                median = self.median[level][method]
+                print(f"  {method:14s} median {median:6.1f}   per seed: {shown}")
+
+    def to_json(self) -> dict[str, Any]:
+        """`trials_needed` and `median_trials`, levels as strings and inf as None."""
+        return {
+            "trials_needed": {
+                str(level): {m: [None if math.isinf(c) else c for c in v] for m, v in by.items()}
+                for level, by in self.needed.items()
+            },
+            "median_trials": {
+                str(level): {m: None if math.isinf(v) else v for m, v in by.items()}
+                for level, by in self.median.items()
+            },
+        }
+
+
 def run_seed(oracle_name: str, initial_design: int, seed: int) -> dict[str, Curve]:
     """All methods on one seed's oracle instance (single-threaded BLAS, so two seeds can
     run side by side)."""
@@ -299,15 +346,8 @@ def main() -> None:
         curves = list(pool.map(one_seed, seeds))
     runtime = time.perf_counter() - start
 
-    needed = {
-        level: {method: [trials_needed(run[method], level) for run in curves] for method in METHODS}
-        for level in ERROR_LEVELS
-    }
-    median = {
-        level: {method: float(np.median(counts)) for method, counts in by_method.items()}
-        for level, by_method in needed.items()
-    }
-    primary = median[TARGET_ERROR]
+    counts = TrialCounts.of(curves, METHODS)
+    primary = counts.median[TARGET_ERROR]
     targets = {
         "boundary <= grid / 3": primary["boundary"] <= primary["grid"] / 3,
         "boundary <= grid_endpoints / 3": primary["boundary"] <= primary["grid_endpoints"] / 3,
@@ -318,13 +358,7 @@ def main() -> None:
         f"oracle {args.oracle}, {len(seeds)} seeds, budget {BUDGET}, initial design "
         f"{args.initial_design}, {runtime:.0f} s"
     )
-    for level in ERROR_LEVELS:
-        print(f"trials until region error <= {level:.0%} and stays there (- = not within budget):")
-        for method in METHODS:
-            shown = ["-" if math.isinf(c) else f"{c:.0f}" for c in needed[level][method]]
-            print(
-                f"  {method:14s} median {median[level][method]:6.1f}   per seed: {' '.join(shown)}"
-            )
+    counts.print("region error")
     for name, met in targets.items():
         print(f"target at {TARGET_ERROR:.0%}: {name}: {'met' if met else 'MISSED'}")
     calibration = {n: calibration_at(curves, n) for n in CALIBRATION_AT}
@@ -360,14 +394,7 @@ def main() -> None:
         "grid_evaluation": "GP fitted on the largest k x k grid with <= n points; grid: "
         "cell-centred ticks (i + 0.5)/k, grid_endpoints: k ticks from bound to bound",
         "boundary_shifts": [ORACLES[args.oracle].instance(seed).shift for seed in seeds],
-        "trials_needed": {
-            str(level): {m: [None if math.isinf(c) else c for c in v] for m, v in by.items()}
-            for level, by in needed.items()
-        },
-        "median_trials": {
-            str(level): {m: None if math.isinf(v) else v for m, v in by.items()}
-            for level, by in median.items()
-        },
+        **counts.to_json(),
         "targets": targets,
         "targets_met": all(targets.values()),
         "boundary_expected_error_calibration": {str(n): row for n, row in calibration.items()},

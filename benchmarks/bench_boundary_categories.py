@@ -28,7 +28,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from bench_boundary_search import ERROR_LEVELS, INITIAL_DESIGN, RESULTS_DIR, Scorer, TrialCounts
+from bench_boundary_search import (
+    ERROR_LEVELS,
+    INITIAL_DESIGN,
+    RESULTS_DIR,
+    Curve,
+    Scorer,
+    TrialCounts,
+)
 from oracles import NO_BOUNDARY, ORACLES, PhaseOracle
 from threadpoolctl import threadpool_limits
 
@@ -39,7 +46,6 @@ VALUES = ("none", "ball", "sphere")
 BUDGET = 150
 EVAL_EVERY = 2 * len(VALUES)
 METHODS = ("sur", "turns")
-Curve = dict[int, float]
 
 
 def instances(seed: int) -> dict[str, PhaseOracle]:
@@ -78,7 +84,7 @@ def run(seed: int, method: str) -> tuple[Curve, dict[str, int]]:
         ]
     scorers = {value: Scorer(oracle) for value, oracle in oracles.items()}
     points = {value: [] for value in VALUES}
-    values = {value: [] for value in VALUES}
+    results = {value: [] for value in VALUES}
     curve: Curve = {}
     for number in range(1, BUDGET + 1):
         searcher = searchers[(number - 1) % len(VALUES)]
@@ -89,14 +95,14 @@ def run(seed: int, method: str) -> tuple[Curve, dict[str, int]]:
         observed = float(oracle.observe(unit, rng)[0])
         searcher.on_trial_complete(f"t{number}", {"order": observed})
         points[value].append(unit[0])
-        values[value].append(observed)
+        results[value].append(observed)
         if number % EVAL_EVERY == 0 and number >= len(VALUES) * INITIAL_DESIGN:
             curve[number] = float(
                 np.mean(
-                    [scorers[v].error(np.array(points[v]), np.array(values[v])) for v in VALUES]
+                    [scorers[v].error(np.array(points[v]), np.array(results[v])) for v in VALUES]
                 )
             )
-    return curve, {value: len(values[value]) for value in VALUES}
+    return curve, {value: len(results[value]) for value in VALUES}
 
 
 def run_seed(seed: int) -> dict[str, tuple[Curve, dict[str, int]]]:

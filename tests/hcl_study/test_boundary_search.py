@@ -78,7 +78,7 @@ def test_configs_respect_bounds_log_scale_categories_and_fixed_values() -> None:
     configs = run(searcher, phase_2d, 20)
     assert all(0.0 <= c["loss.beta"] <= 50.0 and 0.1 <= c["loss.tau"] <= 1.0 for c in configs)
     assert all(c["loss.name"] == "hcl" for c in configs)
-    # The two designs take turns; afterwards the more uncertain value goes next.
+    # The two designs take turns; afterwards the value with the larger SUR score goes next.
     assert [c["normalization"] for c in configs[:16]] == ["none", "sphere"] * 8
     assert sum(c["normalization"] == "none" for c in configs) in range(8, 13)
     # The initial design is a Latin hypercube in log(β + 1): one point per eighth.

@@ -22,7 +22,6 @@ Run: .venv/bin/python benchmarks/bench_boundary_categories.py [--quick]
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,7 +35,7 @@ from bench_boundary_search import (
     Scorer,
     TrialCounts,
 )
-from oracles import NO_BOUNDARY, ORACLES, PhaseOracle
+from oracles import NO_BOUNDARY, ORACLES, PhaseOracle, instance_seeds, instances_parser
 from threadpoolctl import threadpool_limits
 
 from hcl_study.levelset import to_unit
@@ -113,11 +112,9 @@ def run_seed(seed: int) -> dict[str, tuple[Curve, dict[str, int]]]:
 
 def main() -> None:
     """Run both methods on every seed, print the medians, write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
-    parser.add_argument("--jobs", type=int, default=2, help="seeds run in parallel")
+    parser = instances_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
-    seeds = list(range(3 if args.quick else 10))
+    seeds = instance_seeds(args)
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         runs = list(pool.map(run_seed, seeds))

@@ -36,7 +36,6 @@ Run: .venv/bin/python benchmarks/bench_boundary_search.py [--quick] [--oracle wa
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -49,7 +48,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from oracles import ORACLES, PhaseOracle
+from oracles import ORACLES, PhaseOracle, instance_seeds, instances_parser
 from threadpoolctl import threadpool_limits
 
 from hcl_study.levelset import (
@@ -327,10 +326,8 @@ def plot(curves: list[dict[str, Curve]], path: Path, title: str) -> None:
 
 def main() -> None:
     """Run every method on every seed, print the medians, write JSON and the plot."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
+    parser = instances_parser(__doc__.splitlines()[0])
     parser.add_argument("--oracle", choices=sorted(ORACLES), default=DEFAULT_ORACLE)
-    parser.add_argument("--jobs", type=int, default=2, help="seeds run in parallel")
     parser.add_argument(
         "--initial-design",
         type=int,
@@ -338,7 +335,7 @@ def main() -> None:
         help="the searchers' Latin-hypercube points (results get an _init<N> suffix)",
     )
     args = parser.parse_args()
-    seeds = list(range(3 if args.quick else 10))
+    seeds = instance_seeds(args)
 
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

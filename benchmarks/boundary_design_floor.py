@@ -13,7 +13,6 @@ Run: .venv/bin/python benchmarks/boundary_design_floor.py [--quick]
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,7 +20,7 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
-from oracles import ORACLES, PhaseOracle
+from oracles import ORACLES, PhaseOracle, instance_seeds, instances_parser
 from threadpoolctl import threadpool_limits
 
 from hcl_study.levelset import fit_gp_regression, gp_level_set, symmetric_difference_fraction
@@ -82,11 +81,9 @@ def omniscient_count(oracle_name: str, seed: int) -> dict[int, float]:
 
 def main() -> None:
     """Every oracle and seed; print and write the omniscient counts."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
-    parser.add_argument("--jobs", type=int, default=2, help="instances run in parallel")
+    parser = instances_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
-    seeds = list(range(3 if args.quick else 10))
+    seeds = instance_seeds(args)
     names = sorted(ORACLES)
 
     start = time.perf_counter()

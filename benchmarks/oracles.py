@@ -6,11 +6,13 @@ axis-aligned boundary log(β + 1) = g(τ), observed with Gaussian noise.
 
 An oracle is a family: `instance(seed)` shifts its boundary along log(β + 1) by a seeded
 amount, so that a benchmark over seeds averages over where the boundary falls relative to a
-fixed design such as a grid, not only over the noise.
+fixed design such as a grid, not only over the noise. The benchmarks over such instances
+share their command line (--quick, --jobs) from here too.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -22,6 +24,7 @@ BETA = Axis("loss.beta", 0.0, 50.0, log=True, offset=1.0)
 TAU = Axis("loss.tau", 0.1, 1.0)
 MAX_SHIFT = 0.3
 """Largest boundary shift of an instance, in log(β + 1) units (7.6 % of that axis)."""
+SEEDS, QUICK_SEEDS = 10, 3  # instances a benchmark runs, without and with --quick
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,16 @@ ORACLES = {
 }
 NO_BOUNDARY = PhaseOracle("no_boundary", lambda tau: np.full_like(tau, -1.0), width=0.1)
 """DC everywhere: the order parameter stays below 1e-4 + noise, so {f > 0.5} is empty."""
+
+
+def instances_parser(description: str) -> argparse.ArgumentParser:
+    """The command line shared by benchmarks over seeded instances: --quick and --jobs."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SEEDS} seeds, not {SEEDS}")
+    parser.add_argument("--jobs", type=int, default=2, help="seeds run in parallel")
+    return parser
+
+
+def instance_seeds(args: argparse.Namespace) -> list[int]:
+    """The seeds of the instances to run, by --quick."""
+    return list(range(QUICK_SEEDS if args.quick else SEEDS))

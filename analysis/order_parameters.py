@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hcl_study.geometry import classify_regime
+from hcl_study.geometry import REGIME_INPUTS, classify_regime
 from hcl_study.geometry.metrics import ETF_DISTANCE_FLOOR
 
 ORDER_PARAMETERS: dict[str, str] = {
@@ -21,15 +21,6 @@ ORDER_PARAMETERS: dict[str, str] = {
     "dc_fraction": "dc_count / r: the fraction of collapsed class-mean directions",
 }
 """Name -> definition of each continuous order parameter `add_order_parameters` writes."""
-REGIME_INPUTS: tuple[str, ...] = (
-    "rank_bound",
-    "dc_count",
-    "erank_means",
-    "etf_distance",
-    "within_rel",
-    "equal_inner_max",
-)
-"""The metric columns `classify_regimes` needs."""
 
 
 def _classes_minus_one(table: pd.DataFrame) -> pd.Series:

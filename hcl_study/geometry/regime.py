@@ -10,7 +10,7 @@ import numpy as np
 Regime = Literal["NC", "partial", "DC", "diverged"]
 REGIME_CODES: dict[str, int] = {"NC": 0, "partial": 1, "DC": 2, "diverged": 3}
 
-_READ_KEYS = (
+REGIME_INPUTS: tuple[str, ...] = (
     "rank_bound",
     "dc_count",
     "erank_means",
@@ -18,6 +18,7 @@ _READ_KEYS = (
     "within_rel",
     "equal_inner_max",
 )
+"""The metrics `classify_regime` reads (besides the optional `spectrum`)."""
 
 
 def classify_regime(
@@ -50,7 +51,7 @@ def classify_regime(
     Returns:
         One of "NC", "partial", "DC", "diverged"; `REGIME_CODES` maps it to 0..3.
     """
-    values = {key: float(metrics[key]) for key in _READ_KEYS}
+    values = {key: float(metrics[key]) for key in REGIME_INPUTS}
     spectrum = np.asarray(metrics.get("spectrum", ()), dtype=np.float64)
     if not (all(np.isfinite(list(values.values()))) and np.isfinite(spectrum).all()):
         return "diverged"

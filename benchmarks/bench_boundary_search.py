@@ -60,7 +60,7 @@ from hcl_study.levelset import (
 from hcl_study.study.boundary_search import BoundarySearcher
 
 BUDGET = 100
-EVAL_EVERY = 2
+EVAL_EVERY = 1  # every trial: a count is exact, not rounded up to an even number
 TARGET_ERROR = 0.05
 ERROR_LEVELS = (TARGET_ERROR, 0.02, 0.01)
 RESOLUTION = 100

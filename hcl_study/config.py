@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,7 +20,7 @@ Normalization = Literal["none", "ball", "sphere"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class LatentClassData(_Strict):
@@ -79,6 +79,11 @@ class ImageFolderData(_Strict):
 DataConfig = Annotated[
     LatentClassData | DigitsData | CifarData | ImageFolderData, Field(discriminator="name")
 ]
+DATA_NAMES: frozenset[str] = frozenset(
+    name
+    for variant in (LatentClassData, DigitsData, CifarData, ImageFolderData)
+    for name in get_args(variant.model_fields["name"].annotation)
+)
 
 
 class ModelConfig(_Strict):
@@ -101,6 +106,9 @@ class LossConfig(_Strict):
     negative_scale: float = Field(1.0, gt=0)
     num_negatives: int = Field(256, ge=1)
     self_positive: bool = True
+    self_negative: bool = Field(
+        True, description="UCL: the anchor is among its own negatives, as in the reference code"
+    )
 
 
 class OptimizerConfig(_Strict):
@@ -178,7 +186,10 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ValueError(f"--set expects key.path=value, got {text!r}")
     path, value = text.split("=", 1)
-    return path.strip(), yaml.safe_load(value)
+    path = path.strip()
+    if not all(path.split(".")):
+        raise ValueError(f"--set expects key.path=value with a non-empty key path, got {text!r}")
+    return path, yaml.safe_load(value)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -217,6 +228,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
+def describe_train_config_error(error: ValidationError, *, source: str, prefix: str) -> str:
+    """`describe_validation_error` for a `TrainConfig`, with fields named as in its YAML."""
+    return describe_validation_error(error, source=source, prefix=prefix, variant_tags=DATA_NAMES)
+
+
 def parse_train_config(
     raw: dict[str, Any], *, source: str = "config", prefix: str = ""
 ) -> TrainConfig:
@@ -224,7 +240,7 @@ def parse_train_config(
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as error:
-        raise UserError(describe_validation_error(error, source=source, prefix=prefix)) from None
+        raise UserError(describe_train_config_error(error, source=source, prefix=prefix)) from None
 
 
 def read_yaml_file(path: str | Path) -> dict[str, Any]:
@@ -233,6 +249,12 @@ def read_yaml_file(path: str | Path) -> dict[str, Any]:
         return load_yaml(path)
     except FileNotFoundError:
         raise UserError(f"File not found: {path}. Give the path of a YAML file.") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not a UTF-8 text file ({error}); give a YAML file.") from None
+    except OSError as error:  # a folder, no permission, ...
+        raise UserError(
+            f"Cannot read {path}: {error.strerror}. Give a readable YAML file."
+        ) from None
     except yaml.YAMLError as error:
         raise UserError(
             f"{path} is not valid YAML (only plain YAML is accepted; Python object tags "

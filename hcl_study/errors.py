@@ -6,6 +6,7 @@ any Ray job or MLflow run is started.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,23 +22,28 @@ class DataError(UserError):
     """A data set that cannot be loaded (missing or incomplete local copy)."""
 
 
-def _field_path(location: tuple[Any, ...]) -> str:
-    # pydantic puts the discriminator tag (e.g. 'latent_class') into the location of
-    # union members; it names the variant, not a field.
+def _field_path(location: tuple[Any, ...], variant_tags: Collection[str]) -> str:
+    # pydantic puts the discriminator tag of a union member (e.g. 'latent_class') into the
+    # location; it names the variant, not a field. Integers are positions in a tuple.
     parts = [str(part) for part in location if not isinstance(part, int)]
-    return ".".join(parts) or "(top level)"
+    return ".".join(part for part in parts if part not in variant_tags) or "(top level)"
 
 
 def describe_validation_error(
-    error: ValidationError, *, source: str = "config", prefix: str = ""
+    error: ValidationError,
+    *,
+    source: str = "config",
+    prefix: str = "",
+    variant_tags: Collection[str] = (),
 ) -> str:
     """One paragraph naming each bad field, what was given and what is allowed.
 
-    `prefix` is prepended to field paths, e.g. `base.` for a study's training config.
+    `prefix` is prepended to field paths, e.g. `base.` for a study's training config;
+    `variant_tags` are the discriminator values of tagged unions, left out of the paths.
     """
     problems = []
     for item in error.errors():
-        path = prefix + _field_path(item["loc"])
+        path = prefix + _field_path(item["loc"], variant_tags)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see the documented fields)"

@@ -263,6 +263,14 @@ def redacted_uri(uri: str) -> str:
     return _redacted(uri)
 
 
+def _sqlite_database(uri: str) -> Path | None:
+    """The database file of an `sqlite:///` URI; None for in-memory or malformed ones."""
+    database = uri.removeprefix("sqlite:///")
+    if not database or database.startswith(":memory:") or database == uri:
+        return None
+    return Path(database).absolute()
+
+
 def _unusable(uri: str, reason: str) -> UserError:
     return UserError(
         f"tracking_uri {_redacted(uri)!r} cannot be used: {reason}. Allowed values are "
@@ -274,7 +282,9 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     """Fail early, with a user-facing message, when `uri` cannot hold the study's runs.
 
     HTTP(S) servers must answer `/health`; PostgreSQL must accept a connection; for SQLite the
-    database's folder is created. Plain paths and file:// URIs are accepted as they are.
+    database's folder, or the nearest folder above it that exists, must be writable (nothing
+    is created here: `StudyRun.start_or_resume` makes the folder). Plain paths and file://
+    URIs are accepted as they are.
 
     Raises:
         UserError: Unsupported scheme, or a server that does not answer within `timeout_s`.
@@ -292,10 +302,12 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         if status != 200:
             raise _unusable(uri, f"the server answered /health with HTTP {status}")
     elif scheme == "sqlite":
-        database = uri.removeprefix("sqlite:///")
-        if not database or database.startswith(":memory:") or database == uri:
+        database = _sqlite_database(uri)
+        if database is None:
             raise _unusable(uri, "an SQLite store needs a database file")
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        existing = next(folder for folder in database.parents if folder.exists())
+        if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+            raise _unusable(uri, f"{existing} is not a writable folder")
     elif scheme.startswith("postgresql"):
         _check_postgres(uri, timeout_s)
     elif scheme not in ("", "file"):
@@ -433,6 +445,9 @@ class StudyRun:
             UserError: The experiment was deleted, or a resumed study's spec changed.
             TrackingError: MLflow could not be reached or refused a call.
         """
+        database = _sqlite_database(tracking_uri) if tracking_uri.startswith("sqlite") else None
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri)
         experiment_id = _experiment_id(client, study_name, artifact_location, call_timeout_s)
         found = _search_all_runs(client, experiment_id, _study_filter(study_name), call_timeout_s)

@@ -14,7 +14,7 @@ from hcl_study.config import (
 from hcl_study.data.bundle import DataBundle
 from hcl_study.data.cifar import LAYOUTS, load_cifar, resolve_cifar_dir
 from hcl_study.data.digits import load_digits
-from hcl_study.data.image_folder import load_image_folder, scan_tree
+from hcl_study.data.image_folder import image_folder_samples, load_image_folder
 from hcl_study.data.latent_class import load_latent_class
 
 
@@ -44,9 +44,7 @@ def check_data_available(config: DataConfig) -> None:
     if isinstance(config, CifarData):
         resolve_cifar_dir(Path(config.root).expanduser(), LAYOUTS[config.name])
     elif isinstance(config, ImageFolderData):
-        scan_tree(config.root, "data.root")
-        if config.test_root is not None:
-            scan_tree(config.test_root, "data.test_root")
+        image_folder_samples(config)
 
 
 __all__ = ["DataBundle", "check_data_available", "load_dataset"]

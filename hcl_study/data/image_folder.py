@@ -88,10 +88,12 @@ def split_samples(
     return [samples[i] for i in train_indices], [samples[i] for i in test_indices]
 
 
-def load_image_folder(config: ImageFolderData) -> DataBundle:
-    """Load `config.root` (and `config.test_root`, or a split), resized to `image_size`.
+def image_folder_samples(config: ImageFolderData) -> tuple[list[Sample], list[Sample]]:
+    """The train and test samples of `config`, with every check that loading makes.
 
-    Images are normalized with ImageNet channel statistics.
+    Raises:
+        DataError: A missing or empty tree, a class count other than `data.num_classes`,
+            test classes unlike the training ones, or classes too small to split.
     """
     samples, classes = scan_tree(config.root, "data.root")
     if len(classes) != config.num_classes:
@@ -101,17 +103,23 @@ def load_image_folder(config: ImageFolderData) -> DataBundle:
             f"data.num_classes to {len(classes)} or point data.root at the right tree."
         )
     if config.test_root is None:
-        train_samples, test_samples = split_samples(samples, config.test_fraction, config.seed)
-    else:
-        train_samples = samples
-        test_samples, test_classes = scan_tree(config.test_root, "data.test_root")
-        if test_classes != classes:
-            raise DataError(
-                f"data.test_root: its class folders differ from those of data.root "
-                f"({len(test_classes)} vs {len(classes)} classes); both trees need the same "
-                f"class sub-folders."
-            )
+        return split_samples(samples, config.test_fraction, config.seed)
+    test_samples, test_classes = scan_tree(config.test_root, "data.test_root")
+    if test_classes != classes:
+        raise DataError(
+            f"data.test_root: its class folders differ from those of data.root "
+            f"({len(test_classes)} vs {len(classes)} classes); both trees need the same "
+            f"class sub-folders."
+        )
+    return samples, test_samples
 
+
+def load_image_folder(config: ImageFolderData) -> DataBundle:
+    """Load `config.root` (and `config.test_root`, or a split), resized to `image_size`.
+
+    Images are normalized with ImageNet channel statistics.
+    """
+    train_samples, test_samples = image_folder_samples(config)
     plain = plain_transform(IMAGENET_MEAN, IMAGENET_STD, config.image_size)
     train_eval = ImageFiles(train_samples, plain)
     train: Dataset = train_eval

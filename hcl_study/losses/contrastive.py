@@ -7,8 +7,11 @@ hardness beta >= 0.
 - Positives P(a): samples j with y_j = y_a; the anchor itself counts unless
   `self_positive=False`.
 - Candidate negatives N(a): `scl` (and HSCL) takes the samples with y_j != y_a; `ucl`
-  (and HUCL) takes every sample of the batch, the anchor and its class included, since
-  its negatives are drawn from the marginal.
+  (and HUCL) takes every sample of the batch, its class included, since its negatives
+  are drawn from the marginal; the anchor itself too unless `self_negative=False` (the
+  paper's reference code keeps it; in the population loss a negative drawn independently
+  of the anchor is never the anchor, and with a large beta on the sphere the weight
+  w_aa ∝ exp(beta ||z_a||^2) takes most of the mass).
 - Hardness weights w_an = exp(beta * s_an) / sum_{m in N(a)} exp(beta * s_am) over
   n in N(a), detached from the graph; beta = 0 gives uniform weights (plain SCL / UCL).
 - Loss of a pair (a, p):
@@ -23,6 +26,7 @@ as the reference implementation does.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal, get_args
 
 import torch
@@ -50,14 +54,15 @@ def contrastive_loss(
     num_negatives: int = 256,
     negative_scale: float = 1.0,
     self_positive: bool = True,
+    self_negative: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mean contrastive loss over all (anchor, positive) pairs of a batch.
 
-    Anchors without candidate negatives (an SCL batch of one class) or without
-    positives (`self_positive=False` and a singleton class) contribute no pairs. With
-    no pairs at all the result is a zero that is still connected to `z`, so that
-    `backward()` works and gives zero gradients.
+    Anchors without candidate negatives (an SCL batch of one class, a UCL batch of one
+    sample without `self_negative`) or without positives (`self_positive=False` and a
+    singleton class) contribute no pairs. With no pairs at all the result is a zero that
+    is still connected to `z`, so that `backward()` works and gives zero gradients.
 
     Args:
         z: Features after normalization, shape (B, d); float32, float64 or bf16 (the
@@ -72,6 +77,8 @@ def contrastive_loss(
         num_negatives: Negatives drawn per pair by the `sample` estimator.
         negative_scale: Q, the factor of the negative term.
         self_positive: Whether the anchor counts among its own positives.
+        self_negative: Whether the anchor counts among its own candidate negatives
+            (`ucl` only: SCL's negatives never include it).
         generator: Random generator of the `sample` estimator, on `z`'s device.
 
     Returns:
@@ -87,6 +94,7 @@ def contrastive_loss(
         num_negatives=num_negatives,
         negative_scale=negative_scale,
         self_positive=self_positive,
+        self_negative=self_negative,
         generator=generator,
     )
     return pair_losses.sum() / pair_mask.sum().clamp(min=1)
@@ -103,6 +111,7 @@ def contrastive_pair_losses(
     num_negatives: int = 256,
     negative_scale: float = 1.0,
     self_positive: bool = True,
+    self_negative: bool = True,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Loss of every (anchor, positive) pair, for per-anchor analysis.
@@ -118,17 +127,19 @@ def contrastive_pair_losses(
     features = z.to(compute_dtype)  # (B, d)
     similarity = features @ features.T  # (B, B)
     same_class = labels[:, None] == labels[None, :]  # (B, B)
-    pair_mask = same_class  # (B, B)
-    if not self_positive:
-        pair_mask = pair_mask & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    not_self = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)  # (B, B)
+    pair_mask = same_class if self_positive else same_class & not_self  # (B, B)
     negative_mask = None  # UCL: every sample is a candidate negative
     if loss == "scl":
         negative_mask = ~same_class  # (B, B)
+    elif not self_negative:
+        negative_mask = not_self
+    if negative_mask is not None:
         has_negatives = negative_mask.any(dim=1, keepdim=True)  # (B, 1)
         pair_mask = pair_mask & has_negatives
         # Anchors without negatives get every sample as stand-in negatives: their pairs
         # are masked out, and the stand-ins keep the log-sum-exps and gradients finite.
-        negative_mask |= ~has_negatives
+        negative_mask = negative_mask | ~has_negatives
 
     log_weights = _log_hardness_weights(similarity.detach(), negative_mask, beta)  # (B, B)
     logits = similarity / tau  # (B, B)
@@ -155,6 +166,7 @@ def contrastive_loss_views(
     estimator: Estimator = "reweight",
     num_negatives: int = 256,
     negative_scale: float = 1.0,
+    self_negative: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Contrastive loss of two augmented views of each sample (SimCLR-style positives).
@@ -163,7 +175,7 @@ def contrastive_loss_views(
     the other view of its sample (never the anchor itself). With `loss="scl"` the
     negatives are the 2(B - 1) views of the other samples, so `beta=0` and
     `negative_scale=2 * (B - 1)` give SimCLR's NT-Xent; with `loss="ucl"` they are all 2B
-    views, as in UCL.
+    views, as in UCL (the anchor itself left out with `self_negative=False`).
 
     Args:
         z1: Features of the first views, shape (B, d).
@@ -174,6 +186,7 @@ def contrastive_loss_views(
         estimator: `reweight` or `sample`, as in `contrastive_loss`.
         num_negatives: Negatives drawn per pair by the `sample` estimator.
         negative_scale: Q, the factor of the negative term.
+        self_negative: Whether a view counts among its own candidate negatives (`ucl`).
         generator: Random generator of the `sample` estimator.
 
     Returns:
@@ -194,6 +207,7 @@ def contrastive_loss_views(
         num_negatives=num_negatives,
         negative_scale=negative_scale,
         self_positive=False,
+        self_negative=self_negative,
         generator=generator,
     )
 
@@ -281,5 +295,5 @@ def _validate(
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
     if not (math.isfinite(negative_scale) and negative_scale > 0):
         raise ValueError(f"negative_scale must be a finite number > 0, got {negative_scale!r}")
-    if num_negatives < 1:
+    if not isinstance(num_negatives, numbers.Integral) or num_negatives < 1:
         raise ValueError(f"num_negatives must be an integer >= 1, got {num_negatives!r}")

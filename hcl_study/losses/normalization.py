@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 NormalizationMode = Literal["none", "ball", "sphere"]
 NORMALIZATION_MODES: tuple[str, ...] = get_args(NormalizationMode)
+SPHERE_EPS = 1e-12  # smallest norm divided by in `sphere` mode, as in F.normalize
 
 
 def normalize_features(z: Tensor, mode: NormalizationMode = "none") -> Tensor:
@@ -28,7 +29,8 @@ def normalize_features(z: Tensor, mode: NormalizationMode = "none") -> Tensor:
     if mode == "ball":
         return z / torch.clamp(norms, min=1.0)
     if mode == "sphere":
-        return z / torch.clamp(norms, min=torch.finfo(z.dtype).tiny)
+        # F.normalize's floor: a zero feature stays zero, with a large but finite gradient.
+        return z / torch.clamp(norms, min=max(SPHERE_EPS, torch.finfo(z.dtype).tiny))
     raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {mode!r}")
 
 

@@ -80,10 +80,21 @@ def locate(spec: StudySpec, *, tracking_uri: str | None, storage: str | None) ->
 
 
 def check_local_data(spec: StudySpec) -> None:
-    """Fail early when a local data root is missing (local Ray only: cluster nodes may differ)."""
+    """Fail early when a data set any trial would use is missing or incomplete.
+
+    Checks the base and every `data.*` value of the space (local Ray only: the nodes of a
+    cluster may hold the data where this machine does not).
+    """
     from hcl_study.data import check_data_available
 
     check_data_available(spec.base_config.data)
+    for path, entry in spec.space.items():
+        if path.startswith("data."):
+            for value in entry.values_to_check():
+                try:
+                    check_data_available(spec.trial_config({path: value}).data)
+                except UserError as error:
+                    raise UserError(f"space.{path} allows {value!r}: {error}") from None
 
 
 def _check_address_answers(address: str) -> None:
@@ -206,10 +217,16 @@ def run_study(
     ):
         # Running a spec again continues (or, when complete, re-reports) the same study.
         _require_same_spec(existing.parent, spec)
+        _require_same_location(
+            StudyLocation.load(existing.parent),
+            location,
+            tracking_uri=tracking_uri,
+            storage=storage,
+        )
         return resume_study(location.study_dir, address=address)
-    check_tracking_uri(location.tracking_uri)
     if not (address or os.environ.get("RAY_ADDRESS")):
         check_local_data(spec)
+    check_tracking_uri(location.tracking_uri)
     connect_ray(address, spec)
     Path(location.study_dir).mkdir(parents=True, exist_ok=True)
     stored_spec = Path(location.study_dir, SPEC_FILE)
@@ -226,6 +243,28 @@ def _require_same_spec(study_dir: Path, spec: StudySpec) -> None:
             f"name: a study named {spec.name!r} already exists in {study_dir} with a different "
             "spec; give the new spec another name, or remove that folder to start over."
         )
+
+
+def _require_same_location(
+    stored: StudyLocation,
+    asked: StudyLocation,
+    *,
+    tracking_uri: str | None,
+    storage: str | None,
+) -> None:
+    """A study continues where it lives: refuse a --tracking-uri or --storage elsewhere."""
+    from hcl_study.tracking import redacted_uri
+
+    for option, given, kept, wanted in (
+        ("--tracking-uri", tracking_uri, stored.tracking_uri, asked.tracking_uri),
+        ("--storage", storage, stored.storage_path, asked.storage_path),
+    ):
+        if given is not None and kept != wanted:
+            raise UserError(
+                f"{option}: the study {stored.name!r} already exists in {stored.study_dir} and "
+                f"keeps using {redacted_uri(kept)}; leave {option} out to continue it there, or "
+                "give the spec another name to start a new study at the new place."
+            )
 
 
 def find_study(name_or_path: str) -> Path:

@@ -86,7 +86,7 @@ def build_scheduler(spec: StudySpec) -> TrialScheduler:
         metric=scheduler.metric or spec.objective.metric,
         mode=scheduler.mode or spec.objective.mode,
         time_attr="training_iteration",
-        max_t=spec.base_config.epochs,
+        max_t=spec.max_epochs,
         grace_period=scheduler.grace_period,
         reduction_factor=scheduler.reduction_factor,
     )

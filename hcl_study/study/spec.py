@@ -7,10 +7,18 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hcl_study.config import (
     TrainConfig,
+    describe_train_config_error,
     flatten,
     parse_train_config,
     read_yaml_file,
@@ -29,10 +37,12 @@ TRAINING_METRICS = (
 )
 REPORTED_METRICS: tuple[str, ...] = tuple(dict.fromkeys((*TRAINING_METRICS, *METRIC_KEYS)))
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "grid")
+BOUNDARY_SEARCH_FIELDS = ("order_parameter", "threshold", "initial_design", "target_error")
+ASHA_FIELDS = ("metric", "mode", "grace_period", "reduction_factor")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SpaceEntry(BaseModel):
@@ -42,7 +52,7 @@ class SpaceEntry(BaseModel):
     so that it may start at 0 (e.g. hardness β ∈ [0, 50]).
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     uniform: tuple[float, float] | None = None
     loguniform: tuple[float, float] | None = None
@@ -75,14 +85,24 @@ class SpaceEntry(BaseModel):
     def kind(self) -> str:
         return next(name for name in DISTRIBUTIONS if self.values_of(name) is not None)
 
-    def extreme_values(self) -> list[Any]:
-        """Bounds or listed values: if these are valid, every sampled value is."""
-        return list(self.values_of(self.kind))
+    def values_to_check(self) -> list[Any]:
+        """Bounds and an inner point of a range, or the listed values.
+
+        If these are valid, every sampled value is: the inner point of a `uniform` or
+        `loguniform` range is not an integer, so an integer field refuses it.
+        """
+        values = list(self.values_of(self.kind))
+        if self.kind in ("uniform", "loguniform"):
+            low, high = values
+            values.append(low + (high - low) / math.pi)
+        return values
 
 
 class SearchConfig(_Strict):
     algorithm: Literal["optuna", "random", "grid", "boundary"] = "optuna"
-    num_samples: int | None = Field(None, ge=1, description="trials; for grid, the grid size")
+    num_samples: int | None = Field(
+        None, ge=1, description="trials (required); for grid, the grid size or left out"
+    )
     max_concurrent: int = Field(2, ge=1)
     seed: int = 0
     order_parameter: str | None = Field(None, description="boundary search: metric to threshold")
@@ -129,6 +149,21 @@ class StudySpec(_Strict):
     tracking_uri: str | None = None
     storage_path: str | None = None
 
+    @field_validator("space", mode="before")
+    @classmethod
+    def _keys_are_dotted_paths(cls, space: Any) -> Any:
+        for key, entry in space.items() if isinstance(space, dict) else ():
+            nested = (
+                isinstance(entry, dict) and entry and not set(entry) & {*DISTRIBUTIONS, "offset"}
+            )
+            if nested and all(isinstance(value, dict) for value in entry.values()):
+                inner = next(iter(entry))
+                raise ValueError(
+                    f"space keys are dotted paths of training-config fields: write "
+                    f"'{key}.{inner}: {{uniform: ...}}', not '{key}: {{{inner}: ...}}'"
+                )
+        return space
+
     @property
     def base_config(self) -> TrainConfig:
         return TrainConfig.model_validate(self.base)
@@ -145,6 +180,17 @@ class StudySpec(_Strict):
         if self.search.algorithm == "grid":
             return self.grid_size()
         return self.search.num_samples or 1
+
+    @property
+    def max_epochs(self) -> int:
+        """The longest trial: the largest `epochs` of the space, else the base's."""
+        if "epochs" in self.space:
+            return max(self.space["epochs"].values_of(self.space["epochs"].kind))
+        return self.base_config.epochs
+
+    def num_categories(self) -> int:
+        """Combinations of the `choice` axes (each gets its own boundary)."""
+        return math.prod(len(e.choice or []) for e in self.space.values() if e.kind == "choice")
 
 
 def _check_metric(field: str, metric: str | None) -> None:
@@ -185,6 +231,7 @@ def _check_rules(spec: StudySpec, source: str) -> None:
                 f"Invalid {source}: space.{grids[0]}: 'grid' values need search.algorithm: grid; "
                 f"use 'choice' with {algorithm}."
             )
+    _check_fields_apply(spec, source)
     offsets = [p for p, e in spec.space.items() if e.offset]
     if offsets and algorithm != "boundary":
         raise UserError(
@@ -220,18 +267,60 @@ def _check_rules(spec: StudySpec, source: str) -> None:
                 f"grid of 1 or 2 continuous axes, and this space has {len(continuous)}; leave "
                 "target_error out and set num_samples."
             )
-    elif spec.search.target_error is not None:
-        raise UserError(
-            f"Invalid {source}: search.target_error: stopping at an expected boundary error is "
-            f"for search.algorithm: boundary (got {algorithm!r})."
-        )
+        _check_boundary_budget(spec, source)
     _check_metric("objective.metric", spec.objective.metric)
     if spec.scheduler.name == "asha":
         _check_metric("scheduler.metric", spec.scheduler.metric or spec.objective.metric)
 
 
+def _check_fields_apply(spec: StudySpec, source: str) -> None:
+    """Refuse settings that the chosen algorithm or scheduler would silently ignore."""
+    algorithm = spec.search.algorithm
+    if algorithm != "grid" and spec.search.num_samples is None:
+        raise UserError(
+            f"Invalid {source}: search.num_samples: give the number of trials of a "
+            f"{algorithm!r} search (e.g. 24); only a grid study knows its own size."
+        )
+    if algorithm != "boundary":
+        ignored = [f for f in BOUNDARY_SEARCH_FIELDS if f in spec.search.model_fields_set]
+        if ignored:
+            raise UserError(
+                f"Invalid {source}: search.{ignored[0]}: applies to search.algorithm: boundary "
+                f"only (got {algorithm!r}); remove it, or use the boundary search."
+            )
+    if spec.scheduler.name != "asha":
+        ignored = [f for f in ASHA_FIELDS if f in spec.scheduler.model_fields_set]
+        if ignored:
+            raise UserError(
+                f"Invalid {source}: scheduler.{ignored[0]}: applies to scheduler.name: asha "
+                f"only (got {spec.scheduler.name!r}); remove it, or use asha."
+            )
+
+
+def _check_boundary_budget(spec: StudySpec, source: str) -> None:
+    """The trials must at least complete every initial design (twice, for target_error)."""
+    search = spec.search
+    combinations = spec.num_categories()
+    design_trials = search.initial_design * combinations
+    per_boundary = f"{search.initial_design} design points x {combinations} boundaries"
+    num_samples = search.num_samples or 0  # given: see _check_fields_apply
+    if num_samples < design_trials:
+        raise UserError(
+            f"Invalid {source}: search.num_samples: {search.num_samples} trials do not complete "
+            f"the initial designs ({per_boundary} = {design_trials}), so no boundary would "
+            f"ever be fitted; allowed: at least {design_trials}."
+        )
+    needed = 2 * design_trials
+    if search.target_error is not None and num_samples < needed:
+        raise UserError(
+            f"Invalid {source}: search.num_samples: target_error is checked once every "
+            f"boundary has twice its initial design ({needed} trials), so num_samples (the "
+            f"cap) must be at least {needed} (got {search.num_samples})."
+        )
+
+
 def _check_trial_configs(spec: StudySpec, source: str) -> None:
-    """The base config and every extreme of the space must be valid training configs."""
+    """The base config and every value the space can draw must be valid training configs."""
     base_keys = set(flatten(spec.base_config.model_dump()))
     base_keys |= {"model.feature_dim"}
     for path in spec.space:
@@ -241,13 +330,16 @@ def _check_trial_configs(spec: StudySpec, source: str) -> None:
                 f"fields are {', '.join(sorted(base_keys))}."
             )
     for path, entry in spec.space.items():
-        for value in entry.extreme_values():
+        for value in entry.values_to_check():
             try:
                 spec.trial_config({path: value})
             except ValidationError as error:
-                detail = describe_validation_error(error, source="trial config", prefix="base.")
+                detail = describe_train_config_error(error, source="trial config", prefix="base.")
+                hint = ""
+                if value not in entry.values_of(entry.kind):  # the inner point of a range
+                    hint = " (for an integer field use int: [low, high])"
                 raise UserError(
-                    f"Invalid {source}: space.{path} allows {value!r}. {detail}"
+                    f"Invalid {source}: space.{path} allows {value!r}{hint}. {detail}"
                 ) from None
 
 
@@ -260,6 +352,12 @@ def parse_study_spec(raw: dict[str, Any], *, source: str = "study spec") -> Stud
     parse_train_config(spec.base, source=source, prefix="base.")
     _check_rules(spec, source)
     _check_trial_configs(spec, source)
+    if spec.scheduler.name == "asha" and spec.scheduler.grace_period > spec.max_epochs:
+        raise UserError(
+            f"Invalid {source}: scheduler.grace_period: ASHA's first rung "
+            f"({spec.scheduler.grace_period} epochs) must come within the longest trial "
+            f"({spec.max_epochs} epochs); allowed: 1 to {spec.max_epochs}."
+        )
     return spec
 
 

@@ -161,6 +161,7 @@ class Trainer:
                 num_negatives=cfg.num_negatives,
                 negative_scale=cfg.negative_scale,
                 self_positive=cfg.self_positive,
+                self_negative=cfg.self_negative,
                 generator=self.loss_rng,
             )
             if not torch.isfinite(loss):
@@ -188,6 +189,7 @@ class Trainer:
             estimator="reweight",
             negative_scale=cfg.negative_scale,
             self_positive=cfg.self_positive,
+            self_negative=cfg.self_negative,
         )
         with torch.no_grad():
             if cfg.estimator == "reweight":

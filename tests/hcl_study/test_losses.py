@@ -22,6 +22,10 @@ from hcl_study.losses import (
 )
 
 LABELS = torch.tensor([0, 1, 0, 2, 1, 0, 3, 1, 2, 0])  # class 3 is a singleton
+MEMBERSHIPS = [
+    {"self_positive": positive, "self_negative": negative}
+    for positive, negative in itertools.product([True, False], repeat=2)
+]  # whether the anchor is among its own positives, its own negatives
 
 
 def random_sphere(batch: int, dim: int, seed: int, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -30,7 +34,7 @@ def random_sphere(batch: int, dim: int, seed: int, dtype: torch.dtype = torch.fl
 
 
 def naive_pairs(
-    labels: Tensor, loss: str, self_positive: bool
+    labels: Tensor, loss: str, self_positive: bool, self_negative: bool = True
 ) -> list[tuple[int, list[int], list[int]]]:
     """(anchor, positives, negatives) for every anchor with at least one of each."""
     batch = len(labels)
@@ -39,7 +43,10 @@ def naive_pairs(
         positives = [
             p for p in range(batch) if labels[p] == labels[a] and (self_positive or p != a)
         ]
-        negatives = [n for n in range(batch) if loss == "ucl" or labels[n] != labels[a]]
+        if loss == "ucl":
+            negatives = [n for n in range(batch) if self_negative or n != a]
+        else:
+            negatives = [n for n in range(batch) if labels[n] != labels[a]]
         if positives and negatives:
             anchors.append((a, positives, negatives))
     return anchors
@@ -54,11 +61,12 @@ def naive_hard_loss(
     tau: float,
     negative_scale: float = 1.0,
     self_positive: bool = True,
+    self_negative: bool = True,
     detach_weights: bool = True,
 ) -> Tensor:
     """Mean over pairs of -log(e^{s_ap/tau} / (e^{s_ap/tau} + Q sum_n w_an e^{s_an/tau}))."""
     pair_losses = []
-    for a, positives, negatives in naive_pairs(labels, loss, self_positive):
+    for a, positives, negatives in naive_pairs(labels, loss, self_positive, self_negative):
         similarities = [z[a] @ z[n] for n in negatives]
         raw_weights = [torch.exp(beta * s) for s in similarities]
         total = sum(raw_weights)
@@ -77,11 +85,17 @@ def naive_hard_loss(
 
 
 def naive_plain_loss(
-    z: Tensor, labels: Tensor, *, loss: str, tau: float, self_positive: bool = True
+    z: Tensor,
+    labels: Tensor,
+    *,
+    loss: str,
+    tau: float,
+    self_positive: bool = True,
+    self_negative: bool = True,
 ) -> Tensor:
     """Plain SCL / UCL: the negative term is the plain mean of e^{s_an/tau} over N(a)."""
     pair_losses = []
-    for a, positives, negatives in naive_pairs(labels, loss, self_positive):
+    for a, positives, negatives in naive_pairs(labels, loss, self_positive, self_negative):
         negative_term = sum(torch.exp(z[a] @ z[n] / tau) for n in negatives) / len(negatives)
         for p in positives:
             positive_term = torch.exp(z[a] @ z[p] / tau)
@@ -90,11 +104,18 @@ def naive_plain_loss(
 
 
 def naive_sample_expectation(
-    z: Tensor, labels: Tensor, *, loss: str, beta: float, tau: float, num_negatives: int
+    z: Tensor,
+    labels: Tensor,
+    *,
+    loss: str,
+    beta: float,
+    tau: float,
+    num_negatives: int,
+    self_negative: bool = True,
 ) -> float:
     """Exact expectation of the `sample` estimator, enumerating all K-tuples of negatives."""
     pair_expectations = []
-    for a, positives, negatives in naive_pairs(labels, loss, self_positive=True):
+    for a, positives, negatives in naive_pairs(labels, loss, True, self_negative):
         raw_weights = {n: math.exp(beta * float(z[a] @ z[n])) for n in negatives}
         total = sum(raw_weights.values())
         for p in positives:
@@ -117,45 +138,58 @@ def simplex_etf(num_classes: int, dim: int) -> Tensor:
 
 
 @pytest.mark.parametrize("loss", LOSS_NAMES)
-@pytest.mark.parametrize("self_positive", [True, False])
+@pytest.mark.parametrize("membership", MEMBERSHIPS, ids=str)
 @pytest.mark.parametrize(
     ("beta", "tau", "negative_scale"),
     [(0.0, 1.0, 1.0), (1.0, 0.5, 1.0), (5.0, 0.1, 3.0), (30.0, 2.0, 0.25)],
 )
 def test_reweight_matches_naive_loop(
-    loss: str, self_positive: bool, beta: float, tau: float, negative_scale: float
+    loss: str, membership: dict[str, bool], beta: float, tau: float, negative_scale: float
 ) -> None:
     z = random_sphere(len(LABELS), 4, seed=0)
-    expected = naive_hard_loss(
-        z,
-        LABELS,
-        loss=loss,
-        beta=beta,
-        tau=tau,
-        negative_scale=negative_scale,
-        self_positive=self_positive,
-    )
-    actual = contrastive_loss(
-        z,
-        LABELS,
-        loss=loss,
-        beta=beta,
-        tau=tau,
-        negative_scale=negative_scale,
-        self_positive=self_positive,
-    )
+    kwargs = {"loss": loss, "beta": beta, "tau": tau, "negative_scale": negative_scale}
+    kwargs |= membership
+    expected = naive_hard_loss(z, LABELS, **kwargs)
+    actual = contrastive_loss(z, LABELS, **kwargs)
     assert actual.dtype == torch.float64
     torch.testing.assert_close(actual, expected, rtol=0.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("loss", LOSS_NAMES)
-@pytest.mark.parametrize("self_positive", [True, False])
+@pytest.mark.parametrize("membership", MEMBERSHIPS, ids=str)
 @pytest.mark.parametrize("tau", [0.2, 1.0])
-def test_beta_zero_is_plain_loss(loss: str, self_positive: bool, tau: float) -> None:
+def test_beta_zero_is_plain_loss(loss: str, membership: dict[str, bool], tau: float) -> None:
     z = random_sphere(len(LABELS), 3, seed=1)
-    expected = naive_plain_loss(z, LABELS, loss=loss, tau=tau, self_positive=self_positive)
-    actual = contrastive_loss(z, LABELS, loss=loss, tau=tau, self_positive=self_positive)
+    kwargs = {"loss": loss, "tau": tau} | membership
+    expected = naive_plain_loss(z, LABELS, **kwargs)
+    actual = contrastive_loss(z, LABELS, **kwargs)
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_scl_never_counts_the_anchor_as_a_negative() -> None:
+    z = random_sphere(len(LABELS), 4, seed=13)
+    kwargs = {"loss": "scl", "beta": 5.0, "tau": 0.5}
+    with_flag = contrastive_loss(z, LABELS, self_negative=True, **kwargs)
+    assert torch.equal(with_flag, contrastive_loss(z, LABELS, self_negative=False, **kwargs))
+
+
+@pytest.mark.parametrize("beta", [10.0, 50.0])
+def test_hucl_self_negative_takes_the_weight_at_large_beta(beta: float) -> None:
+    # On the sphere s_aa = 1 is the largest similarity, so with the anchor among its own
+    # negatives w_aa -> 1 and the negative term tends to e^{1/tau} (constant: no push
+    # between classes); without it the term stays a weighted mean over the other samples.
+    labels = torch.arange(4).repeat_interleave(8)  # (32,)
+    z = random_sphere(len(labels), 16, seed=14)
+    tau = 0.5
+    pairs_with_self, mask = contrastive_pair_losses(z, labels, loss="ucl", beta=beta, tau=tau)
+    pairs_without_self, _ = contrastive_pair_losses(
+        z, labels, loss="ucl", beta=beta, tau=tau, self_negative=False
+    )
+    logits = z @ z.T / tau  # (B, B)
+    only_self = F.softplus(1.0 / tau - logits)  # (B, B) pair loss with negative term e^{1/tau}
+    gap_with_self = (pairs_with_self - only_self)[mask].abs().max()
+    gap_without_self = (pairs_without_self - only_self)[mask].abs().max()
+    assert gap_with_self < 0.05 * gap_without_self
 
 
 @pytest.mark.parametrize("loss", LOSS_NAMES)
@@ -171,26 +205,35 @@ def test_reweight_gradient_treats_weights_as_constants(loss: str) -> None:
     assert (actual - with_weight_gradient).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("loss", LOSS_NAMES)
+@pytest.mark.parametrize(("loss", "self_negative"), [("scl", True), ("ucl", True), ("ucl", False)])
 @pytest.mark.parametrize("max_chunk_elements", [1 << 23, 5])
 def test_sample_mean_matches_exact_expectation(
-    loss: str, max_chunk_elements: int, monkeypatch: pytest.MonkeyPatch
+    loss: str, self_negative: bool, max_chunk_elements: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(contrastive_module, "_MAX_CHUNK_ELEMENTS", max_chunk_elements)
     labels = torch.tensor([0, 1, 0, 2, 1])
     z = random_sphere(len(labels), 3, seed=3)
     kwargs = {"loss": loss, "beta": 2.0, "tau": 0.3, "num_negatives": 2}
-    exact = naive_sample_expectation(z, labels, **kwargs)
+    exact = naive_sample_expectation(z, labels, self_negative=self_negative, **kwargs)
     generator = torch.Generator().manual_seed(0)
     draws = torch.stack(
         [
-            contrastive_loss(z, labels, estimator="sample", generator=generator, **kwargs)
+            contrastive_loss(
+                z,
+                labels,
+                estimator="sample",
+                self_negative=self_negative,
+                generator=generator,
+                **kwargs,
+            )
             for _ in range(3000)
         ]
     )
     standard_error = draws.std() / math.sqrt(len(draws))
     assert abs(draws.mean() - exact) < 4 * standard_error
-    reweighted = contrastive_loss(z, labels, loss=loss, beta=2.0, tau=0.3)
+    reweighted = contrastive_loss(
+        z, labels, loss=loss, beta=2.0, tau=0.3, self_negative=self_negative
+    )
     assert exact < reweighted  # Jensen: with K = 2 the sampled loss is biased low
 
 
@@ -243,6 +286,7 @@ def test_sample_is_reproducible_with_a_generator() -> None:
     beta=st.floats(0.0, 20.0),
     loss=st.sampled_from(LOSS_NAMES),
     self_positive=st.booleans(),
+    self_negative=st.booleans(),
 )
 def test_hard_loss_bounds_plain_loss_per_pair(
     data: st.DataObject,
@@ -252,11 +296,17 @@ def test_hard_loss_bounds_plain_loss_per_pair(
     beta: float,
     loss: str,
     self_positive: bool,
+    self_negative: bool,
 ) -> None:
     labels = torch.tensor(data.draw(st.lists(st.integers(0, 2), min_size=batch, max_size=batch)))
     values = data.draw(st.lists(st.floats(-2.0, 2.0), min_size=batch * dim, max_size=batch * dim))
     z = torch.tensor(values, dtype=torch.float64).reshape(batch, dim)
-    kwargs = {"loss": loss, "tau": tau, "self_positive": self_positive}
+    kwargs = {
+        "loss": loss,
+        "tau": tau,
+        "self_positive": self_positive,
+        "self_negative": self_negative,
+    }
     hard, mask = contrastive_pair_losses(z, labels, beta=beta, **kwargs)
     plain, plain_mask = contrastive_pair_losses(z, labels, beta=0.0, **kwargs)
     assert torch.equal(mask, plain_mask)
@@ -324,14 +374,21 @@ def test_large_unnormalized_features_stay_finite(loss: str, estimator: str) -> N
     [
         ("scl", torch.zeros(6, dtype=torch.long), True),  # one class: no negatives
         ("ucl", torch.arange(6), False),  # singleton classes: no positives
+        ("ucl", torch.zeros(1, dtype=torch.long), True),  # one sample, not its own negative
     ],
 )
 def test_batch_without_pairs_gives_connected_zero(
     estimator: str, loss: str, labels: Tensor, self_positive: bool
 ) -> None:
-    z = random_sphere(6, 3, seed=8).requires_grad_()
+    z = random_sphere(len(labels), 3, seed=8).requires_grad_()
     value = contrastive_loss(
-        z, labels, loss=loss, estimator=estimator, beta=2.0, self_positive=self_positive
+        z,
+        labels,
+        loss=loss,
+        estimator=estimator,
+        beta=2.0,
+        self_positive=self_positive,
+        self_negative=False,
     )
     assert value.item() == 0.0
     assert value.grad_fn is not None
@@ -369,6 +426,31 @@ def test_views_with_scl_negatives_is_nt_xent(tau: float) -> None:
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("self_negative", [True, False])
+def test_views_with_ucl_negatives_take_every_view(self_negative: bool) -> None:
+    # beta = 0 and Q = |N(a)| make the negative term the plain sum over N(a): all 2B views,
+    # or all but the anchor, the positive view included in both.
+    batch, tau = 4, 0.5
+    z1, z2 = random_sphere(2 * batch, 3, seed=15).split(batch)
+    views = torch.cat([z1, z2])  # (2B, d)
+    terms = []
+    for i in range(2 * batch):
+        negatives = [k for k in range(2 * batch) if self_negative or k != i]
+        negative_sum = sum(torch.exp(views[i] @ views[k] / tau) for k in negatives)
+        positive_term = torch.exp(views[i] @ views[(i + batch) % (2 * batch)] / tau)
+        terms.append(-torch.log(positive_term / (positive_term + negative_sum)))
+    expected = torch.stack(terms).mean()
+    actual = contrastive_loss_views(
+        z1,
+        z2,
+        loss="ucl",
+        tau=tau,
+        negative_scale=2 * batch - (0 if self_negative else 1),
+        self_negative=self_negative,
+    )
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("argument", "value", "message"),
     [
@@ -378,6 +460,7 @@ def test_views_with_scl_negatives_is_nt_xent(tau: float) -> None:
         ("loss", "hscl", r"loss must be one of \('scl', 'ucl'\)"),
         ("estimator", "exact", r"estimator must be one of \('reweight', 'sample'\)"),
         ("num_negatives", 0, "num_negatives must be"),
+        ("num_negatives", 2.5, "num_negatives must be"),
         ("negative_scale", 0.0, "negative_scale must be"),
     ],
 )

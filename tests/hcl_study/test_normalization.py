@@ -44,8 +44,11 @@ def test_sphere_gives_unit_norms_in_the_same_direction() -> None:
 
 
 def test_sphere_keeps_zero_vector_finite() -> None:
-    projected = normalize_features(torch.zeros(2, 3), "sphere")
-    assert torch.isfinite(projected).all()
+    z = torch.zeros(2, 3, requires_grad=True)
+    projected = normalize_features(z, "sphere")
+    assert torch.equal(projected, torch.zeros(2, 3))
+    (10.0 * projected).sum().backward()  # 10 / finfo.tiny would overflow float32
+    assert torch.isfinite(z.grad).all()
 
 
 def test_none_is_identity() -> None:

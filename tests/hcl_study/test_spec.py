@@ -165,16 +165,48 @@ def test_boundary_search_needs_order_parameter(smoke: dict[str, Any]) -> None:
 BOUNDARY = {"algorithm": "boundary", "order_parameter": "erank_ratio", "threshold": 0.9}
 
 
-def test_target_error_only_with_boundary_search(smoke: dict[str, Any]) -> None:
-    raw = _with(smoke, search__target_error=0.02)
-    with pytest.raises(UserError, match=r"search.target_error: .* for search.algorithm: boundary"):
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("target_error", 0.02), ("order_parameter", "erank_ratio"), ("threshold", 0.9)]
+    + [("initial_design", 4)],
+)
+def test_boundary_fields_only_with_boundary_search(
+    smoke: dict[str, Any], field: str, value: Any
+) -> None:
+    raw = _with(smoke, **{f"search__{field}": value})
+    with pytest.raises(UserError, match=rf"search.{field}: applies to search.algorithm: boundary"):
         parse_study_spec(raw)
+
+
+@pytest.mark.parametrize("field", ["metric", "mode", "grace_period", "reduction_factor"])
+def test_asha_fields_only_with_asha(smoke: dict[str, Any], field: str) -> None:
+    value = {"metric": "etf_distance", "mode": "min", "grace_period": 2, "reduction_factor": 2}
+    raw = _with(smoke, scheduler={"name": "fifo", field: value[field]})
+    with pytest.raises(UserError, match=rf"scheduler.{field}: applies to scheduler.name: asha"):
+        parse_study_spec(raw)
+
+
+def test_boundary_budget_counts_every_category(smoke: dict[str, Any]) -> None:
+    # smoke's space has two choice axes of 3 values: 9 boundaries of 8 design points each.
+    assert parse_study_spec(_with(smoke, search=BOUNDARY | {"num_samples": 72})).num_trials == 72
+    with pytest.raises(UserError, match=r"8 design points x 9 boundaries = 72.*at least 72"):
+        parse_study_spec(_with(smoke, search=BOUNDARY | {"num_samples": 71}))
+    with pytest.raises(UserError, match=r"num_samples \(the cap\) must be at least 144"):
+        parse_study_spec(_with(smoke, search=BOUNDARY | {"num_samples": 143, "target_error": 0.05}))
+
+
+def test_asha_runs_to_the_longest_epochs_of_the_space(smoke: dict[str, Any]) -> None:
+    raw = _with(smoke, scheduler={"name": "asha"}, **{"space__epochs": {"int": [2, 5]}})
+    spec = parse_study_spec(raw)
+    assert spec.max_epochs == 5 and build_scheduler(spec)._max_t == 5
+    with pytest.raises(UserError, match=r"scheduler.grace_period: .*allowed: 1 to 5"):
+        parse_study_spec(_with(raw, scheduler={"name": "asha", "grace_period": 6}))
 
 
 def test_target_error_needs_at_most_two_continuous_axes(smoke: dict[str, Any]) -> None:
     raw = _with(
         smoke,
-        search=BOUNDARY | {"target_error": 0.02},
+        search=BOUNDARY | {"target_error": 0.02, "num_samples": 48},
         **{"space__loss.tau": {"uniform": [0.1, 1.0]}},
     )
     with pytest.raises(UserError, match=r"search.target_error: .* this space has 3"):

@@ -19,6 +19,7 @@ from analysis.boundary import estimate_phase_boundary
 from analysis.loading import load_study_data
 from analysis.order_parameters import add_order_parameters
 from analysis.report import study_figures
+from hcl_study.errors import UserError
 from hcl_study.study.runner import run_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +94,12 @@ def test_smoke_study_with_default_sqlite_store(
     again = run_study(spec)
     assert again.parent_run_id == summary.parent_run_id and again.num_trials == 4
     assert len(study_runs(summary.tracking_uri, "smoke-sqlite")[1]) == 4
+    # ... and it stays where it is: another store or storage path is refused, not ignored.
+    with pytest.raises(UserError, match=r"--tracking-uri: the study 'smoke-sqlite' already"):
+        run_study(spec, tracking_uri=f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(UserError, match=r"--storage: .* keeps using .*ray"):
+        run_study(spec, storage=str(tmp_path / "elsewhere"))
+    assert not (tmp_path / "other.db").exists() and not (tmp_path / "elsewhere").exists()
 
 
 def test_asha_study_closes_early_stopped_runs(

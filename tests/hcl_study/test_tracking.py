@@ -275,9 +275,10 @@ def test_sqlite_store_round_trip(tmp_path: Path) -> None:
     assert uri == f"sqlite:///{tmp_path.resolve()}/study/mlflow.db"
     assert uri.startswith("sqlite:////")
     check_tracking_uri(uri)
-    assert (tmp_path / "study").is_dir()
+    assert not (tmp_path / "study").exists(), "checking a URI creates nothing"
     artifacts = (tmp_path / "study" / "artifacts").as_uri()
     study = StudyRun.start_or_resume(uri, "sqlite-study", {"a": 1}, artifact_location=artifacts)
+    assert (tmp_path / "study" / "mlflow.db").is_file()
     trial = open_trial(study, "t0")
     trial.log_epoch(0, {"loss": 2.0})
     trial.log_epoch(1, {"loss": float("inf")})
@@ -317,6 +318,15 @@ def test_check_tracking_uri_refuses_unusable_uris(uri_template: str, named: str)
     assert "sqlite:////" in message
     assert uri.replace("s3cret", "***") in message
     assert "s3cret" not in message
+
+
+def test_check_tracking_uri_refuses_an_sqlite_file_under_a_file(tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("")
+    uri = f"sqlite:///{tmp_path / 'plain-file' / 'sub' / 'mlflow.db'}"
+    with pytest.raises(UserError, match=r"plain-file is not a writable folder"):
+        check_tracking_uri(uri)
+    check_tracking_uri(f"sqlite:///{tmp_path / 'not' / 'yet' / 'mlflow.db'}")
+    assert not (tmp_path / "not").exists()
 
 
 def test_basic_auth_server_accepts_credentials_and_refuses_anonymous_clients(

@@ -171,6 +171,18 @@ def test_epoch_metrics_are_complete_and_respect_the_hardness_bound(beta: float) 
         assert all(r.metrics["loss_hard"] > r.metrics["loss_plain"] + 1e-3 for r in results)
 
 
+def test_ucl_self_negative_setting_reaches_the_loss() -> None:
+    ucl = {"loss.name": "ucl", "loss.beta": 30.0, "epochs": 1}
+    with_self = train(small_config(**ucl))[0].metrics
+    without_self = train(small_config(**ucl, **{"loss.self_negative": False}))[0].metrics
+    assert with_self["loss_hard"] != without_self["loss_hard"]
+    assert with_self["loss_plain"] != without_self["loss_plain"]
+    unaffected = {"loss.beta": 30.0, "epochs": 1}  # SCL never counts the anchor
+    assert comparable(train(small_config(**unaffected))[0]) == comparable(
+        train(small_config(**unaffected, **{"loss.self_negative": False}))[0]
+    )
+
+
 def test_geometry_statistics_run_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     def blas_threads() -> list[int]:
         return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]

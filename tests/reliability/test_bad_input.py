@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fake_datasets import write_fake_cifar
+from fake_datasets import write_fake_cifar, write_fake_image_folder
 from mlflow import MlflowClient
 from mlflow_server import free_port
 from reliability_support import cli_env, run_cli, smoke_spec
@@ -50,6 +50,8 @@ def spec_text(name: str = NAME, **changes: Any) -> str:
 
 
 SMOKE_BASE = smoke_spec(NAME)["base"]
+SPACE_2D = {"loss.beta": {"uniform": [0.0, 30.0]}, "loss.tau": {"uniform": [0.1, 1.0]}}
+BOUNDARY = {"algorithm": "boundary", "order_parameter": "erank_ratio", "threshold": 0.9}
 CIFAR_BASE = {
     **SMOKE_BASE,
     "data": {"name": "cifar10", "root": "{root}/cifar"},
@@ -202,6 +204,80 @@ STUDY_CASES: dict[str, Case] = {
         ("--address", "is not a Ray address", "HOST:PORT"),
         args=("--address", "head-node"),
     ),
+    "set_with_empty_key": Case(spec_text(), ("--set", "non-empty key path"), args=("--set", "=5")),
+    "spec_is_a_folder": Case("", ("Cannot read", "Is a directory", "readable YAML file")),
+    "spec_not_utf8": Case("", ("not a UTF-8 text file",)),
+    "float_range_on_integer_field": Case(
+        spec_text(space={"epochs": {"uniform": [1, 10]}}),
+        ("space.epochs allows", "use int: [low, high]", "base.epochs", "valid integer"),
+    ),
+    "infinite_lr": Case(
+        spec_text(base={"optimizer": {"name": "adam", "lr": float("inf")}}),
+        ("base.optimizer.lr", "finite number"),
+    ),
+    "infinite_bound": Case(
+        spec_text(space={"loss.beta": {"uniform": [0.0, float("inf")]}}),
+        ("space.loss.beta.uniform", "finite number"),
+    ),
+    "boundary_threshold_nan": Case(
+        spec_text(
+            space=SPACE_2D,
+            search={**BOUNDARY, "threshold": float("nan"), "num_samples": 8},
+        ),
+        ("search.threshold", "finite number"),
+    ),
+    "missing_num_samples": Case(
+        spec_text(search={"algorithm": "random"}),
+        ("search.num_samples", "number of trials of a 'random' search"),
+    ),
+    "boundary_field_without_boundary": Case(
+        spec_text(search={"algorithm": "optuna", "num_samples": 4, "threshold": 0.9}),
+        ("search.threshold", "boundary only", "'optuna'"),
+    ),
+    "asha_field_with_fifo": Case(
+        spec_text(scheduler={"name": "fifo", "grace_period": 2}),
+        ("scheduler.grace_period", "asha only", "'fifo'"),
+    ),
+    "asha_grace_beyond_the_longest_trial": Case(
+        spec_text(scheduler={"name": "asha", "grace_period": 50}),
+        ("scheduler.grace_period", "longest trial (3 epochs)", "allowed: 1 to 3"),
+    ),
+    "boundary_budget_below_its_design": Case(
+        spec_text(space=SPACE_2D, search={**BOUNDARY, "num_samples": 3, "initial_design": 4}),
+        ("search.num_samples", "initial designs", "allowed: at least 4"),
+    ),
+    "target_error_cap_below_twice_the_design": Case(
+        spec_text(
+            space=SPACE_2D,
+            search={**BOUNDARY, "num_samples": 6, "initial_design": 4, "target_error": 0.05},
+        ),
+        ("search.num_samples", "at least 8", "got 6"),
+    ),
+    "data_variant_not_in_the_path": Case(
+        spec_text(base={"data": {**SMOKE_BASE["data"], "num_clases": 3}}),
+        ("base.data.num_clases: unknown key",),
+    ),
+    "nested_space_keys": Case(
+        spec_text(space={"loss": {"beta": {"uniform": [0.0, 30.0]}}}),
+        ("space", "dotted paths", "'loss.beta: {uniform: ...}'"),
+    ),
+    "missing_data_in_the_space": Case(
+        spec_text(
+            base=CIFAR_BASE,
+            space={"data.root": {"choice": ["{root}/cifar", "{root}/nowhere"]}},
+        ),
+        ("space.data.root allows", "nowhere", "does not exist"),
+    ),
+    "image_folder_class_count": Case(
+        spec_text(
+            base={
+                **SMOKE_BASE,
+                "data": {"name": "image_folder", "root": "{root}/images", "num_classes": 4},
+                "model": {"name": "mlp"},
+            }
+        ),
+        ("data.num_classes", "says 4 classes", "has 3 class folders"),
+    ),
 }
 
 TRAIN_CASES: dict[str, Case] = {
@@ -270,8 +346,17 @@ def prepare(name: str, case: Case, root: Path, not_ray: int) -> tuple[Path, list
     if name == "partial_cifar_root":
         write_fake_cifar(root / "cifar")
         (root / "cifar" / "data_batch_3").unlink()
+    if name == "missing_data_in_the_space":
+        write_fake_cifar(root / "cifar")
+    if name == "image_folder_class_count":
+        write_fake_image_folder(root / "images", num_classes=3)
     path = root / f"{NAME}.yaml"
-    path.write_text(case.text.replace("{root}", str(root)))
+    if name == "spec_is_a_folder":
+        path.mkdir()
+    elif name == "spec_not_utf8":
+        path.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    else:
+        path.write_text(case.text.replace("{root}", str(root)))
     fill = {"free_port": str(free_port()), "not_ray": str(not_ray), "root": str(root)}
     return path, [arg.format(**fill) for arg in case.args]
 
@@ -291,8 +376,7 @@ def check_nothing_started(root: Path, ray_tmp: Path) -> None:
     assert not ray.is_initialized(), "a Ray session was started"
     assert not ray_tmp.exists(), "a Ray session wrote its temp folder"
     study_dir = root / "studies" / NAME
-    assert not (study_dir / "ray").exists() and not (study_dir / "study.json").exists()
-    assert not (study_dir / "mlflow.db").exists(), "an MLflow store was created"
+    assert not study_dir.exists(), "a study folder was created"
     assert not (root / "mlruns").exists()
     assert not (root / HACKED).exists(), "the YAML file ran a command"
 

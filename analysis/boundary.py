@@ -2,9 +2,14 @@
 
 Input is a DataFrame with one row per trial: typed parameter columns (e.g. `loss.beta`,
 `loss.tau`, `normalization`, `loss.name`), a `regime` column (NC / partial / DC / diverged)
-and order-parameter columns (e.g. `erank_ratio`). Each value of the remaining categorical
-columns gets its own boundary. The models are those of `hcl_study.levelset`, the same the
-boundary searcher uses; all distances and areas there are in unit coordinates.
+and order-parameter columns (e.g. `erank_ratio`). A boundary lives on one continuous axis x
+(a 1-D boundary: the x values where the level is crossed) or on two, x and y (a 2-D boundary:
+contour lines). Each combination of the `by` columns (default: normalization and loss.name)
+gets its own boundary; every other column is pooled, i.e. the trials of one category are
+modelled together whatever else they vary (e.g. optimizer.lr or the seed), and `pooled`
+names the varied ones among the `params` the caller passes (e.g. the study's param columns).
+The models are those of `hcl_study.levelset`, the same the boundary searcher uses; all
+distances and areas there are in unit coordinates.
 
 When the data cannot place a boundary, the result says so in `status` and `reason`
 ("too few trials (5 < 8)", "single regime (all NC)", ...) instead of drawing one.
@@ -32,6 +37,9 @@ from hcl_study.levelset import (
 
 DEFAULT_BY = ("normalization", "loss.name")
 NC = "NC"
+MIN_TRIALS_PER_AXIS = 4
+"""Default `min_trials`: 4 per continuous axis, so 8 in 2-D and 4 in 1-D (a claims grid has
+5 β values per category)."""
 Status = Literal["ok", "too_few_trials", "single_regime", "no_crossing"]
 
 
@@ -41,22 +49,28 @@ class PhaseBoundary:
 
     Attributes:
         category: Values of the `by` columns, e.g. {"normalization": "sphere"}.
+        axes: The columns of the boundary's axes, x first: (x,) in 1-D, (x, y) in 2-D.
         quantity: What crosses the level: "P(NC)" or the order parameter's column name.
         level: 0.5 for P(NC), the threshold for an order parameter.
         status: "ok", or why there is no boundary: "too_few_trials", "single_regime",
             "no_crossing" (the field does not reach the level inside the domain).
         reason: A readable explanation when status is not "ok" (else "").
-        points: The trials used: x, y, regime, `nc`, and `value` for an order parameter.
+        points: The trials used: the axes, regime, `nc`, and `value` for an order parameter.
         level_set: Field, band and contours on the grid; None without a fitted model.
+        pooled: The columns among the caller's `params` that vary within the category but are
+            neither an axis nor a `by` column: the boundary pools trials over them. None when
+            no `params` were given (not checked).
     """
 
     category: dict[str, Any]
+    axes: tuple[str, ...]
     quantity: str
     level: float
     status: Status
     reason: str
     points: pd.DataFrame
     level_set: LevelSet | None
+    pooled: tuple[str, ...] | None
 
     @property
     def ok(self) -> bool:
@@ -65,7 +79,8 @@ class PhaseBoundary:
 
     @property
     def contour(self) -> list[np.ndarray]:
-        """The estimated boundary: polylines (m, 2) in natural (x, y) coordinates."""
+        """The estimated boundary in natural coordinates: polylines (m, 2) in 2-D, one (1, 1)
+        array per crossing in 1-D."""
         return self.level_set.contour if self.level_set is not None else []
 
 
@@ -80,6 +95,27 @@ def _axis(
     if not low < high:
         raise ValueError(f"{column} takes a single value ({low}); a boundary needs a range")
     return Axis(column, float(low), float(high), log=log, offset=offset)
+
+
+def _axes(
+    trials: pd.DataFrame,
+    x: str,
+    y: str | None,
+    min_trials: int | None,
+    *,
+    x_log: bool,
+    y_log: bool,
+    x_offset: float,
+    y_offset: float,
+    x_range: tuple[float, float] | None,
+    y_range: tuple[float, float] | None,
+) -> tuple[tuple[Axis, ...], list[str], int]:
+    """The boundary's axes ((x,) when y is None, else (x, y)), their columns, `min_trials`."""
+    axes = [_axis(trials, x, x_log, x_offset, x_range)]
+    if y is not None:
+        axes.append(_axis(trials, y, y_log, y_offset, y_range))
+    minimum = MIN_TRIALS_PER_AXIS * len(axes) if min_trials is None else min_trials
+    return tuple(axes), [axis.name for axis in axes], minimum
 
 
 def _groups(
@@ -98,6 +134,21 @@ def _groups(
     ]
 
 
+def _pooled(
+    group: pd.DataFrame, params: Sequence[str] | None, used: Sequence[str]
+) -> tuple[str, ...] | None:
+    """The `params` that vary within `group` and are not `used` (an axis or a `by` column)."""
+    if params is None:
+        return None
+    return tuple(
+        column
+        for column in params
+        if column in group
+        and column not in used
+        and group[column].astype(str).nunique(dropna=False) > 1
+    )
+
+
 def _regime_counts(regimes: pd.Series) -> str:
     counts = regimes.value_counts()
     return ", ".join(f"{count} {regime}" for regime, count in counts.items())
@@ -106,7 +157,7 @@ def _regime_counts(regimes: pd.Series) -> str:
 def estimate_phase_boundary(
     trials: pd.DataFrame,
     x: str = "loss.beta",
-    y: str = "loss.tau",
+    y: str | None = "loss.tau",
     *,
     x_log: bool = True,
     y_log: bool = False,
@@ -115,13 +166,14 @@ def estimate_phase_boundary(
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
     by: Sequence[str] | None = None,
-    min_trials: int = 8,
+    params: Sequence[str] | None = None,
+    min_trials: int | None = None,
     n_bootstrap: int = 100,
     n_restarts: int = 2,
     resolution: int = 60,
     seed: int = 0,
 ) -> list[PhaseBoundary]:
-    """The NC boundary, P(NC | x, y) = 0.5, per category, with a bootstrap band.
+    """The NC boundary, P(NC | x, y) = 0.5 (or P(NC | x) = 0.5), per category, with a band.
 
     P(NC) is a GP classifier (logistic fallback) on unit coordinates. Diverged trials are
     kept and count as not NC; rows without a regime are dropped. The band is where the
@@ -131,7 +183,9 @@ def estimate_phase_boundary(
     Args:
         trials: One row per trial.
         x: Column of the horizontal axis.
-        y: Column of the vertical axis.
+        y: Column of the vertical axis; None for a 1-D boundary in x (the contour is then
+            the x values where P(NC) crosses 0.5). A categorical column belongs in `by`,
+            never here: y is modelled as continuous.
         x_log: Model x as log(x + x_offset).
         y_log: Model y as log(y + y_offset).
         x_offset: Offset of the x log (1 suits β ∈ [0, 50]).
@@ -140,7 +194,10 @@ def estimate_phase_boundary(
         y_range: Domain of y; the same.
         by: Categorical columns to split on; default those of ("normalization",
             "loss.name") present in the table.
-        min_trials: Fewer trials than this in a category give status "too_few_trials".
+        params: Columns to check for pooling (e.g. the study's param columns); see
+            `PhaseBoundary.pooled`.
+        min_trials: Fewer trials than this in a category give status "too_few_trials";
+            default 4 per axis (`MIN_TRIALS_PER_AXIS`): 8 in 2-D, 4 in 1-D.
         n_bootstrap: Bootstrap refits for the band of the logistic fallback.
         n_restarts: Extra random starts of the GP hyperparameter optimizer.
         resolution: Grid points per axis.
@@ -149,15 +206,16 @@ def estimate_phase_boundary(
     Returns:
         One `PhaseBoundary` per category.
     """
-    axes = (
-        _axis(trials, x, x_log, x_offset, x_range),
-        _axis(trials, y, y_log, y_offset, y_range),
-    )
+    axes, columns, min_trials = _axes(
+        trials, x, y, min_trials, x_log=x_log, y_log=y_log, x_offset=x_offset,
+        y_offset=y_offset, x_range=x_range, y_range=y_range,
+    )  # fmt: skip
     results = []
     for category, group in _groups(trials, by):
-        points = group.loc[group["regime"].notna(), [x, y, "regime"]].copy()
+        points = group.loc[group["regime"].notna(), [*columns, "regime"]].copy()
         points["nc"] = points["regime"] == NC
-        base = PhaseBoundary(category, "P(NC)", 0.5, "ok", "", points, None)
+        pooled = _pooled(group, params, [*columns, *category])
+        base = PhaseBoundary(category, tuple(columns), "P(NC)", 0.5, "ok", "", points, None, pooled)
         nc = points["nc"].to_numpy()  # (n,)
         if len(points) < min_trials:
             reason = f"too few trials ({len(points)} < {min_trials})"
@@ -167,11 +225,11 @@ def estimate_phase_boundary(
             shown = "all NC" if nc.all() else f"no NC: {_regime_counts(points['regime'])}"
             results.append(replace(base, status="single_regime", reason=f"single regime ({shown})"))
             continue
-        unit = to_unit(axes, points[[x, y]].to_numpy())  # (n, 2)
-        _, grid = unit_grid(2, resolution)  # (k*k, 2)
+        unit = to_unit(axes, points[columns].to_numpy())  # (n, d)
+        _, grid = unit_grid(len(axes), resolution)  # (k**d, d)
         model = fit_probability(unit, nc, seed=seed, n_restarts=n_restarts)
         lower, upper, wrong_side = model.uncertainty(grid, n_bootstrap=n_bootstrap, seed=seed)
-        shape = (resolution, resolution)
+        shape = (resolution,) * len(axes)  # (k,) or (k, k)
         estimate = level_set(
             axes,
             model.predict_proba(grid).reshape(shape),
@@ -189,7 +247,7 @@ def estimate_level_set(
     order_parameter: str = "erank_ratio",
     threshold: float = 0.9,
     x: str = "loss.beta",
-    y: str = "loss.tau",
+    y: str | None = "loss.tau",
     *,
     x_log: bool = True,
     y_log: bool = False,
@@ -198,7 +256,8 @@ def estimate_level_set(
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
     by: Sequence[str] | None = None,
-    min_trials: int = 8,
+    params: Sequence[str] | None = None,
+    min_trials: int | None = None,
     n_restarts: int = 2,
     resolution: int = 60,
     seed: int = 0,
@@ -207,20 +266,24 @@ def estimate_level_set(
 
     The surrogate is the GP regression of `hcl_study.levelset` (learned noise, latent σ).
     Trials with a non-finite value (diverged) are kept in `points` but left out of the GP.
-    Arguments as in `estimate_phase_boundary`; `min_trials` counts finite values.
+    Arguments as in `estimate_phase_boundary` (y None: 1-D in x); `min_trials` counts
+    finite values.
 
     Returns:
         One `PhaseBoundary` per category; `level_set.lower` / `.upper` are μ ∓ 1.96σ.
     """
-    axes = (
-        _axis(trials, x, x_log, x_offset, x_range),
-        _axis(trials, y, y_log, y_offset, y_range),
-    )
+    axes, columns, min_trials = _axes(
+        trials, x, y, min_trials, x_log=x_log, y_log=y_log, x_offset=x_offset,
+        y_offset=y_offset, x_range=x_range, y_range=y_range,
+    )  # fmt: skip
     results = []
     for category, group in _groups(trials, by):
-        points = group[[x, y, *(["regime"] if "regime" in group else [])]].copy()
+        points = group[[*columns, *(["regime"] if "regime" in group else [])]].copy()
         points["value"] = pd.to_numeric(group[order_parameter], errors="coerce")
-        base = PhaseBoundary(category, order_parameter, threshold, "ok", "", points, None)
+        pooled = _pooled(group, params, [*columns, *category])
+        base = PhaseBoundary(
+            category, tuple(columns), order_parameter, threshold, "ok", "", points, None, pooled
+        )
         values = points["value"].to_numpy(dtype=float)  # (n,)
         finite = np.isfinite(values)  # (n,)
         if finite.sum() < min_trials:
@@ -233,7 +296,7 @@ def estimate_level_set(
             reason = f"single regime (all {order_parameter} {side} {threshold:g})"
             results.append(replace(base, status="single_regime", reason=reason))
             continue
-        unit = to_unit(axes, points.loc[finite, [x, y]].to_numpy())  # (n_finite, 2)
+        unit = to_unit(axes, points.loc[finite, columns].to_numpy())  # (n_finite, d)
         gp = fit_gp_regression(unit, values[finite], seed=seed, n_restarts=n_restarts)
         results.append(
             _checked(replace(base, level_set=gp_level_set(gp, axes, threshold, resolution)))

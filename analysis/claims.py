@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.boundary import estimate_phase_boundary
+from analysis.boundary import PhaseBoundary
 from analysis.figures import plot_phase_diagram
 from analysis.report import (
     BOUNDARY_FILE,
@@ -43,6 +43,7 @@ from analysis.report import (
     Report,
     _boundary_json,
     _png,
+    estimate_boundaries,
     render_html,
     study_figures,
 )
@@ -183,17 +184,25 @@ def _by_loss(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def loss_pairs(history: pd.DataFrame) -> pd.DataFrame:
-    """The `loss_hard` / `loss_plain` pair of every (trial, epoch): trial_id, epoch, hard, plain."""
+    """The `loss_hard` / `loss_plain` pair of every (trial, epoch) where either was logged.
+
+    Returns:
+        Columns trial_id, epoch, hard, plain (NaN where not logged) and complete (both were
+        logged at that epoch).
+    """
+    columns = ["trial_id", "epoch", "hard", "plain", "complete"]
     rows = history[history["metric"].isin(("loss_hard", "loss_plain"))]
     if rows.empty:
-        return pd.DataFrame(columns=["trial_id", "epoch", "hard", "plain"])
+        return pd.DataFrame(columns=columns)
     rows = rows.drop_duplicates(["trial_id", "epoch", "metric"], keep="last")
-    wide = rows.pivot(index=["trial_id", "epoch"], columns="metric", values="value").reset_index()
-    wide = wide.rename(columns={"loss_hard": "hard", "loss_plain": "plain"})
+    wide = rows.pivot(index=["trial_id", "epoch"], columns="metric", values="value")
+    logged = rows.groupby(["trial_id", "epoch"])["metric"].nunique()  # (pairs,)
+    wide["complete"] = logged.reindex(wide.index) == 2
+    wide = wide.reset_index().rename(columns={"loss_hard": "hard", "loss_plain": "plain"})
     for column in ("hard", "plain"):
         if column not in wide:
             wide[column] = np.nan
-    return wide[["trial_id", "epoch", "hard", "plain"]]
+    return wide[columns]
 
 
 def check_loss_bound(
@@ -202,14 +211,21 @@ def check_loss_bound(
     """Claim 1: loss_hard ≥ loss_plain − tol at every epoch of every β > 0 run; equal at β = 0.
 
     Every trial with the pair logged is checked, whatever its status (a failed run's logged
-    epochs count too). Epochs where either loss is not finite (a diverged epoch) are skipped
-    and counted. The verdict is per run: holds when every run passes at every epoch, partly
-    when some runs do, does not hold when none does.
+    epochs count too). Left out, and counted: runs without a β (NaN `loss.beta`), epochs
+    where only one of the two losses was logged (incomplete pairs), and epochs where either
+    logged loss is not finite (a diverged epoch). The verdict is per run: holds when every
+    run passes at every epoch, partly when some runs do, does not hold when none does.
     """
     pairs = loss_pairs(history)
     beta = trials.set_index("trial_id")["loss.beta"].astype(float)
     pairs = pairs[pairs["trial_id"].isin(beta.index)].copy()
     pairs["beta"] = pairs["trial_id"].map(beta)
+    no_beta = pairs["beta"].isna()
+    runs_without_beta = int(pairs.loc[no_beta, "trial_id"].nunique())
+    pairs = pairs[~no_beta]
+    complete = pairs["complete"].astype(bool)
+    incomplete = int((~complete).sum())
+    pairs = pairs[complete]
     finite = np.isfinite(pairs["hard"].astype(float)) & np.isfinite(pairs["plain"].astype(float))
     skipped = int((~finite).sum())
     pairs = pairs[finite]
@@ -234,6 +250,8 @@ def check_loss_bound(
         "violations": violations,
         "runs_failing": len(failing),
         "skipped_non_finite": skipped,
+        "incomplete_pairs": incomplete,
+        "runs_without_beta": runs_without_beta,
         "min_gap_beta_positive": float(positive["gap"].min()) if len(positive) else None,
         "max_abs_gap_beta_zero": float(zero["gap"].abs().max()) if len(zero) else None,
         "rel_tol": rel_tol,
@@ -250,20 +268,28 @@ def check_loss_bound(
         f"{_fmt(figures['max_abs_gap_beta_zero'], 3)})"
     )
     verdict = _verdict(len(runs) - len(failing), len(runs))
-    skipped_note = f"; {skipped} non-finite (diverged) epoch(s) skipped" if skipped else ""
+    notes = [
+        f"{count} {what}"
+        for count, what in (
+            (skipped, "non-finite (diverged) epoch(s) skipped"),
+            (incomplete, "epoch(s) with only one of the two losses logged skipped"),
+            (runs_without_beta, "run(s) without loss.beta left out"),
+        )
+        if count
+    ]
     if verdict == NOT_TESTED:
         reason = "no run logged the loss_hard / loss_plain pair"
     elif not failing:
         reason = (
             f"all {len(pairs)} (run, epoch) pairs of {len(runs)} runs satisfy the bound "
-            f"(tolerance {rel_tol:g} relative){skipped_note}"
+            f"(tolerance {rel_tol:g} relative)"
         )
     else:
         reason = (
             f"{violations} of {len(pairs)} (run, epoch) pairs violate it, in {len(failing)} of "
             f"{len(runs)} runs ({', '.join(failing[:5])}{', …' if len(failing) > 5 else ''})"
-            f"{skipped_note}"
         )
+    reason += "".join(f"; {note}" for note in notes)
     return ClaimResult(
         1,
         STATEMENTS[1],
@@ -469,28 +495,33 @@ def limits(trials: pd.DataFrame, *, large_beta: float = LARGE_BETA) -> list[str]
         ]
         if len(ucl):
             not_nc = ucl[ucl["regime"] != "NC"]
-            ratio = _median(_erank_ratio(ucl))
-            cos = ucl["mean_cos_means"] if "mean_cos_means" in ucl else pd.Series(dtype=float)
+            ratios = _erank_ratio(ucl)
+            cos = (
+                ucl["mean_cos_means"].astype(float)
+                if "mean_cos_means" in ucl
+                else pd.Series(np.nan, index=ucl.index)
+            )
             classes = (
                 _median(ucl["data.num_classes"]) if "data.num_classes" in ucl else float("nan")
             )
             etf_cos = f" (an ETF has −1/(C−1) = {_fmt(-1 / (classes - 1))})" if classes > 1 else ""
             cone = ucl[cos > CONE_COSINE]
+            measured = bool(cos.notna().any())
             cos_text = (
                 f", median cos(μ_c, μ_c′) {_fmt(_median(cos))}{etf_cos}"
-                if cos.notna().any()
+                if measured
                 else ", cos(μ_c, μ_c′) not measured"
             )
             text = (
                 f"HUCL at large β (β ≥ {large_beta:g}, ball or sphere): {len(ucl)} runs, "
-                f"{_regime_counts(ucl['regime'])}; median erank ratio {_fmt(ratio)}{cos_text}. "
+                f"{_regime_counts(ucl['regime'])}; median erank ratio {_fmt(_median(ratios))}"
+                f"{cos_text}. "
             )
             if len(cone):
                 runs = "; ".join(
                     f"β={_fmt(row['loss.beta'])}, {row['normalization']}: {row['regime']}, "
-                    f"cos {_fmt(row['mean_cos_means'])}, erank ratio "
-                    f"{_fmt(row['erank_means'] / row['rank_bound'])}"
-                    for _, row in cone.iterrows()
+                    f"cos {_fmt(cos[index])}, erank ratio {_fmt(ratios[index])}"
+                    for index, row in cone.iterrows()
                 )
                 text += (
                     f"{len(cone)} of them merge classes into a cone (mean cosine between class "
@@ -499,6 +530,8 @@ def limits(trials: pd.DataFrame, *, large_beta: float = LARGE_BETA) -> list[str]
                     "labels are mostly of the anchor's own class, so little pushes different "
                     "classes apart: the paper's NC result for HUCL does not show up at that β here."
                 )
+            elif len(not_nc) and not measured:
+                text += f"{len(not_nc)} of them do not end NC; whether they form a cone is unknown."
             elif len(not_nc):
                 text += f"{len(not_nc)} of them do not end NC, but none shows a cone here."
             else:
@@ -560,38 +593,59 @@ def _varies(trials: pd.DataFrame, column: str) -> bool:
     return column in trials and trials[column].nunique() > 1
 
 
-def phase_axes(trials: pd.DataFrame) -> tuple[pd.DataFrame, str, list[str] | None]:
-    """The phase diagram's y axis and the boundary's categories.
+def phase_axes(trials: pd.DataFrame) -> tuple[pd.DataFrame, str, str | None]:
+    """The phase diagram's y axis, and the categorical column it codes (None: y is τ).
 
-    β is the x axis. When normalization varies (the CPU grids), y is normalization coded
-    0/1/2, one panel per loss; else when only the loss varies (the CIFAR-100 spec, all ball),
-    y is the loss coded 0/1 in one panel; else y is τ, with the default categories.
+    β is the x axis. When τ varies, y is τ, and each (normalization, loss) gets a 2-D
+    boundary in (β, τ). Else y is a categorical column coded as numbers, one row per value:
+    normalization coded 0/1/2 when it varies (the CPU grids; one panel per loss), else the
+    loss coded 0/1 (the CIFAR-100 spec, all ball; one panel). A category is never
+    interpolated: each (normalization, loss) then gets a 1-D boundary in β on its row. Other
+    varied params are pooled, and each boundary names them (`PhaseBoundary.pooled`).
 
     Returns:
-        The table with the coded column added, the y column, and the `by` columns (None:
-        `estimate_phase_boundary`'s default).
+        The table with the coded column added, the y column, and the categorical column
+        that y codes (None when y is τ).
     """
-    for column in ("normalization", "loss.name"):
-        if _varies(trials, column) and not (column == "loss.name" and _varies(trials, "loss.tau")):
-            name, codes = CATEGORY_AXES[column]
-            table = trials.copy()
-            table[name] = table[column].map(codes).astype(float)
-            by = ["loss.name"] if column == "normalization" and "loss.name" in trials else []
-            return table, name, by
-    return trials, "loss.tau", None
+    present = [column for column in CATEGORY_AXES if column in trials]
+    if _varies(trials, "loss.tau") or not present:
+        return trials, "loss.tau", None
+    column = next((column for column in present if _varies(trials, column)), present[0])
+    name, codes = CATEGORY_AXES[column]
+    table = trials.copy()
+    table[name] = table[column].map(codes).astype(float)
+    return table, name, column
 
 
-def claims_figures(data: Any, trials: pd.DataFrame) -> tuple[dict[str, Any], list[Any], str]:
+def claims_boundaries(
+    table: pd.DataFrame, y: str, rows: str | None, params: Sequence[str]
+) -> tuple[list[PhaseBoundary], str]:
+    """The P(NC) = 1/2 boundaries on the axes of `phase_axes`, one per normalization and loss
+    (the default `by` of `estimate_phase_boundary`).
+
+    Args:
+        table: The table `phase_axes` returned.
+        y: Its y column.
+        rows: The categorical column y codes: 1-D boundaries in β; None: 2-D in (β, y).
+        params: The study's param columns (the boundaries name those they pool over).
+
+    Returns:
+        The boundaries, and "" or why none was estimated.
+    """
+    return estimate_boundaries(table, "loss.beta", None if rows else y, params=params)
+
+
+def claims_figures(
+    data: Any, trials: pd.DataFrame
+) -> tuple[dict[str, Any], list[PhaseBoundary], str]:
     """Figures 1-6 per loss (SCL and UCL apart) and one phase diagram of every trial.
 
     Returns:
-        File name -> Figure, the boundary estimates and why none was estimated ("" if some).
+        File name -> Figure, the boundary estimates (`claims_boundaries`) and why none was
+        estimated ("" if some).
     """
-    table, y, by = phase_axes(trials)
-    try:
-        boundaries, boundary_error = estimate_phase_boundary(table, "loss.beta", y, by=by), ""
-    except (KeyError, ValueError) as error:
-        boundaries, boundary_error = [], f"no boundary estimated: {error}"
+    table, y, rows = phase_axes(trials)
+    boundaries, boundary_error = claims_boundaries(table, y, rows, data.param_columns)
     figures: dict[str, Any] = {}
     groups = _by_loss(table)
     for name, group in groups:
@@ -602,13 +656,9 @@ def claims_figures(data: Any, trials: pd.DataFrame) -> tuple[dict[str, Any], lis
                 figure.suptitle(f"{figure.get_suptitle()} — {name.upper()}")
                 file_name = file_name.replace(".png", f"_{name}.png")
             figures[file_name] = figure
-    diagram = plot_phase_diagram(table, boundaries, x="loss.beta", y=y)
-    for column, (name, codes) in CATEGORY_AXES.items():
-        if y == name:
-            for axes in diagram.axes:
-                axes.set_yticks(list(codes.values()), list(codes))
-                axes.set_ylabel(column)
-    figures["fig7_phase_diagram.png"] = diagram
+    figures["fig7_phase_diagram.png"] = plot_phase_diagram(
+        table, boundaries, x="loss.beta", y=y, rows=rows
+    )
     return figures, boundaries, boundary_error
 
 

@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.boundary import PhaseBoundary
+from analysis.boundary import DEFAULT_BY, PhaseBoundary
 from hcl_study.geometry import REGIME_CODES
 
 REGIME_COLORS: dict[str, str] = {
@@ -30,6 +30,9 @@ REGIME_COLORS: dict[str, str] = {
 }
 NO_REGIME_LABEL = "no final regime"
 BOUNDARY_COLOR = "tab:blue"
+BAND_LABEL = "5–95 % band"
+"""Legend of a 1-D P(NC) band; an order parameter's band is μ ± 1.96σ (`LEVEL_BAND_LABEL`)."""
+LEVEL_BAND_LABEL = "μ ± 1.96σ band"
 MAX_LEGEND_ENTRIES = 20
 DEFAULT_COLORS = rcParams["axes.prop_cycle"].by_key()["color"]
 DPI = 120
@@ -238,6 +241,11 @@ def _draw_points(axes: Axes, trials: pd.DataFrame, x: str, y: str) -> None:
         )  # fmt: skip
 
 
+def _new_label(axes: Axes, label: str) -> str | None:
+    """`label`, or None when the panel's legend already has it."""
+    return None if label in axes.get_legend_handles_labels()[1] else label
+
+
 def _draw_boundary(axes: Axes, boundary: PhaseBoundary) -> None:
     """The estimated boundary, its band, and the reason when there is none."""
     estimate = boundary.level_set
@@ -256,27 +264,87 @@ def _draw_boundary(axes: Axes, boundary: PhaseBoundary) -> None:
         )  # fmt: skip
 
 
+def _band_segments(ticks: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right ends, in natural x, of each run of True in a 1-D band (k,)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], band.astype(int), [0]])))  # (2r,)
+    return ticks[edges[::2]], ticks[edges[1::2] - 1]
+
+
+def _row(trials: pd.DataFrame, category: Mapping[str, Any], y: str) -> float:
+    """The one y value of a category's trials: the row its 1-D boundary is drawn on."""
+    values = _members(trials, category)[y].dropna().unique()
+    if len(values) != 1:
+        raise ValueError(
+            f"the trials of {_category_title(category)} take {len(values)} values of {y}; "
+            "a 1-D boundary is drawn on the one row of its category"
+        )
+    return float(values[0])
+
+
+def _draw_crossings(axes: Axes, boundary: PhaseBoundary, row: float) -> None:
+    """A 1-D boundary on its row only: the crossings as short vertical marks, the band as
+    horizontal segments, and the reason when there is no boundary."""
+    estimate = boundary.level_set
+    if estimate is not None and estimate.band.any():
+        left, right = _band_segments(estimate.ticks[0], estimate.band)
+        label = BAND_LABEL if boundary.quantity == "P(NC)" else LEVEL_BAND_LABEL
+        axes.hlines(
+            np.full(left.size, row), left, right, color=BOUNDARY_COLOR, alpha=0.25,
+            linewidth=10, label=_new_label(axes, label),
+        )  # fmt: skip
+    crossings = [line[0, 0] for line in boundary.contour]
+    if crossings:
+        label = _new_label(axes, f"{boundary.quantity} = {boundary.level:g}")
+        axes.plot(
+            crossings, np.full(len(crossings), row), linestyle="none", marker="|",
+            markersize=22, markeredgewidth=2.5, color=BOUNDARY_COLOR, label=label,
+        )  # fmt: skip
+    if not boundary.ok:
+        axes.annotate(
+            boundary.reason, (0.5, row), xycoords=axes.get_yaxis_transform(), xytext=(0, 8),
+            textcoords="offset points", ha="center", va="bottom", fontsize="small",
+        )  # fmt: skip
+
+
 def _draw_search_estimates(
     axes: Axes, estimates: Sequence[dict[str, Any]], category: dict[str, Any], x: str, y: str
 ) -> None:
-    """Dashed level-set contours of the boundary searcher whose category fits the panel."""
+    """Dashed level-set contours of the boundary searcher whose category fits the panel (its
+    axes may be listed as [x, y] or [y, x])."""
     label = "boundary search"
+    columns = {(x, y): [0, 1], (y, x): [1, 0]}
     for estimate in estimates:
         level_set = estimate.get("level_set")
         fits = all(category.get(key, value) == value for key, value in estimate["category"].items())
-        if not fits or level_set is None or level_set["axes"] != [x, y]:
+        order = columns.get(tuple(level_set["axes"])) if level_set is not None else None
+        if not fits or order is None:
             continue
         for line in level_set["contour"]:
-            points = np.asarray(line)  # (n, 2)
+            points = np.asarray(line)[:, order]  # (n, 2) as (x, y)
             axes.plot(points[:, 0], points[:, 1], "--", color="black", linewidth=1.5, label=label)
             label = None
 
 
-def _normalization_panels(trials: pd.DataFrame) -> list[dict[str, Any]]:
-    if "normalization" not in trials:
-        return [{}]
-    values = trials["normalization"].drop_duplicates().sort_values()
-    return [{"normalization": value} for value in values]
+def _panels(
+    trials: pd.DataFrame, boundaries: Sequence[PhaseBoundary], rows: str | None
+) -> list[tuple[dict[str, Any], list[PhaseBoundary]]]:
+    """The panels' categories (less the `rows` column) and the boundaries of each.
+
+    Without boundaries, one panel per combination of the `DEFAULT_BY` columns present.
+    """
+    if not boundaries:
+        columns = [column for column in DEFAULT_BY if column in trials and column != rows]
+        if not columns:
+            return [({}, [])]
+        values = trials[columns].drop_duplicates().sort_values(columns)
+        return [
+            (dict(zip(columns, value, strict=True)), []) for value in values.itertuples(index=False)
+        ]
+    panels: dict[str, tuple[dict[str, Any], list[PhaseBoundary]]] = {}
+    for boundary in boundaries:
+        category = {key: value for key, value in boundary.category.items() if key != rows}
+        panels.setdefault(_category_title(category), (category, []))[1].append(boundary)
+    return list(panels.values())
 
 
 def plot_phase_diagram(
@@ -285,38 +353,60 @@ def plot_phase_diagram(
     *,
     x: str = "loss.beta",
     y: str = "loss.tau",
+    rows: str | None = None,
     search_estimates: Sequence[dict[str, Any]] = (),
     path: Path | str | None = None,
 ) -> Figure:
     """Figure 7: trials coloured by regime with the estimated boundary and band.
 
-    One panel per boundary category (e.g. per normalization). Without boundaries (none could
-    be estimated), one panel per normalization with the points only. A boundary-search study's
-    own final level set (the `estimates` of its `boundary_search.json`) is drawn dashed on the
-    panels of its category.
+    One panel per boundary category (e.g. per normalization), less the `rows` column. A 2-D
+    boundary (on x and y) is drawn as contour lines over a shaded band. A 1-D boundary (on x
+    alone) is drawn on its category's row only (the one y value of its trials): each
+    crossing as a short vertical mark, the 5-95 % band as a horizontal segment, so nothing is
+    drawn between rows. Without boundaries (none could be estimated), one panel per
+    combination of the normalization and loss.name values (less `rows`), points only. A
+    boundary-search study's own final level set (the `estimates` of its
+    `boundary_search.json`) is drawn dashed on the panels of its category.
 
     Args:
         trials: The trial table (needs `x`, `y`, `regime` and the category columns).
         boundaries: Output of `analysis.boundary.estimate_phase_boundary` (or
-            `estimate_level_set`) on the same axes.
+            `estimate_level_set`) on the same x (and y, for 2-D boundaries).
         x: Column of the horizontal axis.
         y: Column of the vertical axis.
+        rows: The categorical column that `y` codes (e.g. "normalization" coded 0, 1, 2):
+            its values share a panel, one row each, and label the y ticks.
+        search_estimates: The boundary searcher's estimates.
         path: Where to save the PNG.
     """
-    panels: list[tuple[dict[str, Any], PhaseBoundary | None]] = [
-        (boundary.category, boundary) for boundary in boundaries
-    ] or [(category, None) for category in _normalization_panels(trials)]
+    panels = _panels(trials, boundaries, rows)
     figure = Figure(figsize=(4.2 * len(panels) + 0.5, 4.2), layout="constrained")
-    for axes, (category, boundary) in zip(
+    for axes, (category, drawn) in zip(
         figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True
     ):
         _draw_points(axes, _members(trials, category), x, y)
-        if boundary is not None:
-            _draw_boundary(axes, boundary)
+        for boundary in drawn:
+            if len(boundary.axes) == 1:
+                _draw_crossings(axes, boundary, _row(trials, boundary.category, y))
+            else:
+                _draw_boundary(axes, boundary)
         _draw_search_estimates(axes, search_estimates, category, x, y)
         axes.set_title(_category_title(category), fontsize="medium")
         axes.set_xlabel(x)
-        axes.set_ylabel(y)
-        _legend(axes)
+        axes.set_ylabel(y if rows is None else rows)
+        if rows is None:
+            _legend(axes)
+        else:
+            coded = trials[[rows, y]].dropna().drop_duplicates().sort_values(y)
+            axes.set_yticks(coded[y].tolist(), coded[rows].astype(str).tolist())
+    if rows is not None:  # one legend below the panels, off the rows' points
+        entries = {
+            label: handle
+            for axes in figure.axes
+            for handle, label in zip(*axes.get_legend_handles_labels(), strict=True)
+        }
+        figure.legend(
+            entries.values(), entries.keys(), loc="outside lower center", ncol=len(entries)
+        )
     figure.suptitle("Phase diagram")
     return _finish(figure, path)

@@ -4,7 +4,8 @@
 the output folder:
 
 * `report.html`: the figures embedded as base64 PNG, the regime counts, the boundary estimate
-  with its status and reason, and the trial table (ids, varied params, order parameters);
+  with its status, reason and the varied params it pools over, and the trial table (ids,
+  varied params, order parameters);
 * `figN_*.png`: each figure;
 * `trials.csv`: the whole trial table; `boundary.json`: the boundary estimates.
 
@@ -18,6 +19,7 @@ import html
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -83,16 +85,26 @@ class Report:
 
 
 def estimate_boundaries(
-    trials: pd.DataFrame, x: str = "loss.beta", y: str = "loss.tau"
+    trials: pd.DataFrame,
+    x: str = "loss.beta",
+    y: str | None = "loss.tau",
+    *,
+    params: Sequence[str] | None = None,
 ) -> tuple[list[PhaseBoundary], str]:
     """The P(NC) = 1/2 boundaries, or none and the reason when the table cannot have one.
+
+    Args:
+        trials: The trial table with order parameters.
+        x: Horizontal axis.
+        y: Vertical axis; None for 1-D boundaries in x.
+        params: The study's param columns, to name those each boundary pools over.
 
     Returns:
         The boundaries (one per category, each with its own status and reason), and "" or why
         none was estimated (e.g. a missing column, or an axis that takes a single value).
     """
     try:
-        return estimate_phase_boundary(trials, x, y), ""
+        return estimate_phase_boundary(trials, x, y, params=params), ""
     except (KeyError, ValueError) as error:
         return [], f"no boundary estimated: {error}"
 
@@ -161,10 +173,17 @@ BOUNDARY_COLUMNS = [
     "level",
     "status",
     "reason",
+    "pooled over",
     "trials",
     "band area",
     "expected error",
 ]
+
+
+def _pooled_text(pooled: tuple[str, ...] | None) -> str:
+    if pooled is None:
+        return "not checked"
+    return ", ".join(pooled) or "nothing"
 
 
 def _boundary_rows(boundaries: list[PhaseBoundary]) -> pd.DataFrame:
@@ -176,6 +195,7 @@ def _boundary_rows(boundaries: list[PhaseBoundary]) -> pd.DataFrame:
                 "level": b.level,
                 "status": b.status,
                 "reason": b.reason,
+                "pooled over": _pooled_text(b.pooled),
                 "trials": len(b.points),
                 "band area": b.level_set.to_dict()["band_fraction"] if b.level_set else np.nan,
                 "expected error": b.level_set.expected_error if b.level_set else np.nan,
@@ -241,6 +261,8 @@ def _boundary_json(boundaries: list[PhaseBoundary], boundary_error: str) -> dict
         "boundaries": [
             {
                 "category": b.category,
+                "axes": list(b.axes),
+                "pooled": None if b.pooled is None else list(b.pooled),
                 "quantity": b.quantity,
                 "level": b.level,
                 "status": b.status,
@@ -277,7 +299,7 @@ def write_report(
     """
     data = load_study_data(tracking_uri, study_name)
     trials = add_order_parameters(data.trials)
-    boundaries, boundary_error = estimate_boundaries(trials, x, y)
+    boundaries, boundary_error = estimate_boundaries(trials, x, y, params=data.param_columns)
     figures = study_figures(data, trials, boundaries, x=x, y=y)
     pngs = {name: (figure.get_suptitle(), _png(figure)) for name, figure in figures.items()}
     out = Path(out_dir)

@@ -35,7 +35,7 @@ from reference_port import reference_contrastive_loss
 
 from hcl_study.config import TrainConfig, read_yaml_file, with_overrides
 from hcl_study.train import Trainer
-from hcl_study.train.evaluation import embed, evaluate_geometry, geometry_of_features
+from hcl_study.train.evaluation import embed, geometry_of_features
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "latent_class.yaml"
 RESULTS_PATH = Path(__file__).parent / "results" / "training.json"
@@ -58,19 +58,6 @@ def make_trainer(device: str, **overrides: Any) -> Trainer:
     """A fresh trainer of configs/latent_class.yaml with dotted-path overrides."""
     raw = with_overrides(read_yaml_file(CONFIG_PATH), {"device": device, **overrides})
     return Trainer(TrainConfig.model_validate(raw))
-
-
-def evaluate(trainer: Trainer) -> None:
-    """The per-epoch evaluation `Trainer.run_epoch` performs after training."""
-    evaluate_geometry(
-        trainer.model,
-        trainer.data.train_eval,
-        trainer.data.test,
-        num_classes=trainer.num_classes,
-        device=trainer.device,
-        batch_size=trainer.config.eval_batch_size,
-        autocast=trainer._autocast,
-    )
 
 
 def embed_both(trainer: Trainer) -> tuple[torch.Tensor, ...]:
@@ -119,7 +106,7 @@ def loop_epochs(trainer: Trainer, epochs: int) -> dict[str, list[float]]:
     }
     for _ in range(epochs):
         columns["train_s"].append(timed(device, trainer._train_one_epoch)[0])
-        columns["evaluation_s"].append(timed(device, lambda: evaluate(trainer))[0])
+        columns["evaluation_s"].append(timed(device, trainer.measure)[0])
         embed_s, features = timed(device, lambda: embed_both(trainer))
         columns["evaluation_embed_s"].append(embed_s)
         columns["evaluation_metrics_s"].append(

@@ -19,7 +19,7 @@ from hcl_study.config import (
     read_yaml_file,
     with_overrides,
 )
-from hcl_study.errors import EXIT_USER_ERROR, UserError
+from hcl_study.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, StudyInterrupted, UserError
 
 app = typer.Typer(
     help="Hyperparameter studies of hard-negative contrastive learning (NC vs DC).",
@@ -50,6 +50,24 @@ def user_errors_exit_2(command: F) -> F:
                 f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(EXIT_USER_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def interrupted_studies_exit_130(command: F) -> F:
+    """Print how to resume a `StudyInterrupted` study and exit with code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except StudyInterrupted as interrupted:
+            err_console.print(
+                f"[bold yellow]interrupted:[/] {escape(str(interrupted))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -167,6 +185,7 @@ def _dump_yaml(data: dict[str, Any]) -> str:
 
 @app.command()
 @user_errors_exit_2
+@interrupted_studies_exit_130
 def study(
     spec: Annotated[Path, typer.Argument(help="Study spec (YAML), e.g. search_spaces/quick.yaml.")],
     address: Annotated[
@@ -204,6 +223,7 @@ def study(
 
 @app.command()
 @user_errors_exit_2
+@interrupted_studies_exit_130
 def resume(
     name_or_path: Annotated[
         str, typer.Argument(help="Study name (under studies/) or study folder.")
@@ -291,6 +311,7 @@ def analyze(
 
 @app.command()
 @user_errors_exit_2
+@interrupted_studies_exit_130
 def reproduce(
     study: Annotated[
         str,

@@ -1,7 +1,7 @@
-"""User-facing errors: bad specs, missing data, unreachable servers.
+"""User-facing errors: bad specs, missing data, unreachable servers; interrupted studies.
 
 Anything raised as `UserError` reaches the CLI as one paragraph and exit code 2, before
-any Ray job or MLflow run is started.
+any Ray job or MLflow run is started. A `StudyInterrupted` study exits with code 130.
 """
 
 from __future__ import annotations
@@ -12,10 +12,18 @@ from typing import Any
 from pydantic import ValidationError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
 
 
 class UserError(Exception):
     """An error in what the user asked for, with a message fit to print as is."""
+
+
+class StudyInterrupted(Exception):
+    """A study stopped (Ctrl-C, SIGINT, SIGUSR1) before every trial ended; it can be resumed.
+
+    The message, fit to print as is, says how to continue it.
+    """
 
 
 class DataError(UserError):

@@ -80,8 +80,10 @@ MLFLOW_STATUS_OF_TRIAL: dict[str, str] = {
 MAX_PARAM_VALUE_LENGTH = 6000
 PARAMS_PER_REQUEST = 100
 DEFAULT_CALL_TIMEOUT_S = 120.0
+# No retries inside MLflow's client: `_call` retries, and it looks for a run before creating
+# it again, which a blind retry of a POST whose reply was lost would not.
 _FAIL_FAST_HTTP = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
@@ -196,6 +198,38 @@ def _search_all_runs(
         page_token = page.token
         if not page_token:
             return runs
+
+
+def _find_or_create_run(
+    client: MlflowClient,
+    experiment_id: str,
+    filter_string: str,
+    create: Callable[[], Run],
+    what: str,
+    timeout_s: float,
+) -> tuple[Run, bool]:
+    """The oldest run matching `filter_string`, or one made by `create`, never two.
+
+    A create whose reply is lost (a timeout, a proxy's 502) may still have made the run, so
+    every retry looks for it before creating again.
+
+    Returns:
+        The run, and whether it existed before this call.
+    """
+    found = _search_all_runs(client, experiment_id, filter_string, timeout_s)
+    if found:
+        return found[0], True
+
+    def find_or_create() -> Run:
+        made = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        return made[0] if made else create()
+
+    return _call(find_or_create, what, timeout_s), False
 
 
 def _quoted(value: str) -> str:
@@ -450,15 +484,18 @@ class StudyRun:
             database.parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri)
         experiment_id = _experiment_id(client, study_name, artifact_location, call_timeout_s)
-        found = _search_all_runs(client, experiment_id, _study_filter(study_name), call_timeout_s)
         tags = {"hcl.role": "study", "hcl.study": study_name, **environment_tags()}
-        if found:
-            run = found[0]
+        run, existed = _find_or_create_run(
+            client,
+            experiment_id,
+            _study_filter(study_name),
+            partial(client.create_run, experiment_id, run_name=study_name, tags=tags),
+            "create the study run",
+            call_timeout_s,
+        )
+        if existed:
             reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
             _call(reopen, "reopen the study run", call_timeout_s)
-        else:
-            create = partial(client.create_run, experiment_id, run_name=study_name, tags=tags)
-            run = _call(create, "create the study run", call_timeout_s)
         run_id = run.info.run_id
         conflicts = _log_params(client, run_id, spec, run.data.params, call_timeout_s)
         if conflicts:
@@ -477,7 +514,7 @@ class StudyRun:
             "log spec.yaml",
             call_timeout_s,
         )
-        return cls(tracking_uri, study_name, experiment_id, run_id, bool(found), call_timeout_s)
+        return cls(tracking_uri, study_name, experiment_id, run_id, existed, call_timeout_s)
 
     def _trial_runs(self, extra_filter: str = "") -> list[Run]:
         filter_string = f"tags.mlflow.parentRunId = {_quoted(self.run_id)}" + extra_filter
@@ -610,26 +647,23 @@ class TrialRun:
             f"tags.`hcl.trial_id` = {_quoted(trial_id)} "
             f"and tags.mlflow.parentRunId = {_quoted(parent_run_id)}"
         )
-        found = _search_all_runs(client, experiment_id, filter_string, flush_timeout_s)
-        if found:
-            run = found[0]
+        tags = {
+            "mlflow.parentRunId": parent_run_id,
+            "hcl.role": "trial",
+            "hcl.trial_id": trial_id,
+            "hcl.study": study_name,
+            "hcl.status": "running",
+        }
+        create = partial(client.create_run, experiment_id, run_name=run_name or trial_id, tags=tags)
+        run, existed = _find_or_create_run(
+            client, experiment_id, filter_string, create, "create the trial run", flush_timeout_s
+        )
+        last_step = -1
+        if existed:
             reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
             _call(reopen, "reopen the trial run", flush_timeout_s)
             _set_tags(client, run.info.run_id, {"hcl.status": "running"}, flush_timeout_s)
             last_step = _last_step(client, run, flush_timeout_s)
-        else:
-            tags = {
-                "mlflow.parentRunId": parent_run_id,
-                "hcl.role": "trial",
-                "hcl.trial_id": trial_id,
-                "hcl.study": study_name,
-                "hcl.status": "running",
-            }
-            create = partial(
-                client.create_run, experiment_id, run_name=run_name or trial_id, tags=tags
-            )
-            run = _call(create, "create the trial run", flush_timeout_s)
-            last_step = -1
         run_id = run.info.run_id
         conflicts = _log_params(client, run_id, params, run.data.params, flush_timeout_s)
         if conflicts:

@@ -7,18 +7,26 @@ runs before the MLflow parent run is created or a trial is started.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from hcl_study.config import read_yaml_file, with_overrides
-from hcl_study.errors import UserError
+from hcl_study.errors import StudyInterrupted, UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
+
+if TYPE_CHECKING:
+    from ray.tune import Tuner
+
+    from hcl_study.tracking import RunEndStatus, StudyRun
+
+logger = logging.getLogger(__name__)
 
 STUDY_FILE = "study.json"
 SPEC_FILE = "spec.yaml"
@@ -301,13 +309,6 @@ def _fit(
     import ray
     from ray import tune
 
-    from hcl_study.study.callbacks import TrialRunCloser
-    from hcl_study.study.search import (
-        build_scheduler,
-        build_search_algorithm,
-        num_samples,
-        param_space,
-    )
     from hcl_study.tracking import BOUNDARY_SEARCH_ARTIFACT, StudyRun
     from hcl_study.trainable import TrialContext, hcl_trainable
 
@@ -335,52 +336,110 @@ def _fit(
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     try:
-        if restore:
-            tuner = tune.Tuner.restore(
-                location.experiment_path, trainable, resume_unfinished=True, resume_errored=True
-            )
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space=param_space(spec),
-                tune_config=tune.TuneConfig(
-                    search_alg=build_search_algorithm(spec),
-                    scheduler=build_scheduler(spec),
-                    num_samples=num_samples(spec),
-                    reuse_actors=True,
-                    trial_dirname_creator=lambda trial: trial.trial_id,
-                ),
-                run_config=tune.RunConfig(
-                    name=spec.name,
-                    storage_path=location.storage_path,
-                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                    callbacks=[
-                        TrialRunCloser(
-                            location.tracking_uri,
-                            spec.name,
-                            study_run.experiment_id,
-                            study_run.run_id,
-                        )
-                    ],
-                    verbose=1,
-                ),
-            )
-        grid = tuner.fit()
-    except BaseException:
-        study_run.close_dangling_trials(status="KILLED")
+        try:
+            if restore:
+                tuner = tune.Tuner.restore(
+                    location.experiment_path, trainable, resume_unfinished=True, resume_errored=True
+                )
+            else:
+                tuner = _new_tuner(spec, location, trainable, study_run)
+            grid = tuner.fit()
+        finally:
+            ray.shutdown()
+        study_run.close_dangling_trials(status="killed")
+        ended, started = _ended_trials(location)
+        if not 0 < ended == started:  # Tune caught a Ctrl-C, SIGINT or SIGUSR1 and returned
+            progress = f"{ended} of its {started} trials had ended"
+            raise StudyInterrupted(_interrupted_message(spec, location, progress))
+        if spec.search.algorithm == "boundary":
+            study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_SEARCH_ARTIFACT)
+        summary = summarize(spec, location, grid)
+        study_run.set_tags(
+            {f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()}
+        )
+    except (KeyboardInterrupt, StudyInterrupted) as interruption:
+        _close_unfinished(study_run, "KILLED")
+        if isinstance(interruption, KeyboardInterrupt):  # a second Ctrl-C: Tune lets it through
+            raise StudyInterrupted(_interrupted_message(spec, location)) from None
         raise
-    finally:
-        ray.shutdown()
-    study_run.close_dangling_trials(status="KILLED")
-    if spec.search.algorithm == "boundary":
-        study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_SEARCH_ARTIFACT)
-    summary = summarize(spec, location, grid)
-    study_run.set_tags(
-        {f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()}
-    )
+    except BaseException:
+        _close_unfinished(study_run, "FAILED")
+        raise
     study_run.finish("FINISHED")
     return summary
+
+
+def _new_tuner(
+    spec: StudySpec, location: StudyLocation, trainable: Any, study_run: StudyRun
+) -> Tuner:
+    """A fresh Tuner for the study, its state saved under `location.experiment_path`."""
+    from ray import tune
+
+    from hcl_study.study.callbacks import TrialRunCloser
+    from hcl_study.study.search import (
+        build_scheduler,
+        build_search_algorithm,
+        num_samples,
+        param_space,
+    )
+
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(spec),
+        tune_config=tune.TuneConfig(
+            search_alg=build_search_algorithm(spec),
+            scheduler=build_scheduler(spec),
+            num_samples=num_samples(spec),
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=location.storage_path,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[
+                TrialRunCloser(
+                    location.tracking_uri, spec.name, study_run.experiment_id, study_run.run_id
+                )
+            ],
+            verbose=1,
+        ),
+    )
+
+
+def _ended_trials(location: StudyLocation) -> tuple[int, int]:
+    """How many trials had ended (terminated or errored), and how many had started.
+
+    Read from the experiment state Tune saved last: when a signal interrupts `fit()`, Tune
+    saves that state and only then stops the running trials, which it marks TERMINATED in
+    the results `fit()` returns, so only the saved state tells them apart.
+    """
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    saved = ResultGrid(ExperimentAnalysis(location.experiment_path))
+    return saved.num_terminated + saved.num_errors, len(saved)
+
+
+def _close_unfinished(study_run: StudyRun, status: RunEndStatus) -> None:
+    """End the runs of a study that did not complete; `hcl-study resume` reopens them.
+
+    Best effort: a tracking failure is logged, so that it does not hide why the study ended.
+    """
+    try:
+        study_run.close_dangling_trials(status="killed")
+        study_run.finish(status)
+    except Exception:  # noqa: BLE001 - the caller re-raises the study's own error
+        logger.exception("could not close the MLflow runs of study %s", study_run.study_name)
+
+
+def _interrupted_message(spec: StudySpec, location: StudyLocation, progress: str = "") -> str:
+    where = f" ({progress})" if progress else ""
+    return (
+        f"study {spec.name!r} was interrupted{where}; its MLflow parent run "
+        f"{location.parent_run_id} is marked KILLED and Tune saved its state in "
+        f"{location.experiment_path}. Continue it with: hcl-study resume {spec.name}"
+    )
 
 
 def boundary_estimate(spec: StudySpec, location: StudyLocation) -> dict[str, Any]:

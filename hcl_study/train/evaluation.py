@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from hcl_study.geometry import REGIME_CODES, GeometryAccumulator, classify_regime, ncm_accuracy
+from hcl_study.train.stopping import check_stop
 
 
 @dataclass
@@ -38,11 +40,17 @@ def embed(
     device: torch.device,
     batch_size: int,
     autocast: Callable[[], AbstractContextManager],
+    stop: threading.Event | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Features (N, d) in float32 and labels (N,) of a whole data set, in eval mode."""
+    """Features (N, d) in float32 and labels (N,) of a whole data set, in eval mode.
+
+    Raises:
+        EpochInterrupted: `stop` was set; it is checked before every batch.
+    """
     model.eval()
     features, labels = [], []
     for x, y in _batches(dataset, batch_size):
+        check_stop(stop)
         with autocast():
             z = model(x.to(device, non_blocking=True))
         features.append(z.float())
@@ -59,17 +67,24 @@ def evaluate_geometry(
     device: torch.device,
     batch_size: int,
     autocast: Callable[[], AbstractContextManager],
+    stop: threading.Event | None = None,
 ) -> GeometryResult:
     """Geometry of the training set's features and nearest-class-mean test accuracy.
 
     The statistics are small float64 products ((d, d), (C, d)); numpy's BLAS runs them on
     one thread, since a multi-threaded BLAS spent more on synchronizing its threads than
     on the work (up to 10x the evaluation time on many-core and on loaded hosts).
+
+    Raises:
+        EpochInterrupted: `stop` was set; it is checked before every embedded batch, so a
+            stopped trial leaves the measurement within one batch.
     """
     z_train, y_train = embed(
-        model, train_eval, device=device, batch_size=batch_size, autocast=autocast
+        model, train_eval, device=device, batch_size=batch_size, autocast=autocast, stop=stop
     )
-    z_test, y_test = embed(model, test, device=device, batch_size=batch_size, autocast=autocast)
+    z_test, y_test = embed(
+        model, test, device=device, batch_size=batch_size, autocast=autocast, stop=stop
+    )
     return geometry_of_features(
         z_train, y_train, z_test, y_test, num_classes=num_classes, batch_size=batch_size
     )

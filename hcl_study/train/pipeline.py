@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hcl_study.train.trainer import EpochInterrupted, EpochResult, Trainer
+from hcl_study.train.stopping import EpochInterrupted
+from hcl_study.train.trainer import EpochResult, Trainer
 
 _POLL_S = 0.1
 

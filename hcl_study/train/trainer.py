@@ -30,13 +30,10 @@ from hcl_study.train.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from hcl_study.train.evaluation import evaluate_geometry
+from hcl_study.train.evaluation import GeometryResult, evaluate_geometry
+from hcl_study.train.stopping import check_stop
 
 DIVERGED = "diverged"
-
-
-class EpochInterrupted(Exception):
-    """Raised by `Trainer.run_epoch` when its `stop` event is set before the epoch ends."""
 
 
 @dataclass
@@ -108,22 +105,13 @@ class Trainer:
         """Train one epoch, then measure it. Stops early (regime `diverged`) on NaN/inf.
 
         Args:
-            stop: Checked before every batch and before the measurement; once set, the epoch
-                is abandoned with `EpochInterrupted`, leaving the trainer mid-epoch (for a
-                caller that discards it, such as a stopped trial).
+            stop: Checked before every training and every measurement batch; once set, the
+                epoch is abandoned with `EpochInterrupted`, leaving the trainer mid-epoch
+                (for a caller that discards it, such as a stopped trial).
         """
         started = time.perf_counter()
         losses = self._train_one_epoch(stop)
-        _check_stop(stop)
-        geometry = evaluate_geometry(
-            self.model,
-            self.data.train_eval,
-            self.data.test,
-            num_classes=self.num_classes,
-            device=self.device,
-            batch_size=self.config.eval_batch_size,
-            autocast=self._autocast,
-        )
+        geometry = self.measure(stop)
         finite_losses = all(math.isfinite(v) for v in losses.values())
         regime = geometry.regime if finite_losses else DIVERGED
         metrics = {**losses, **geometry.metrics}
@@ -139,13 +127,30 @@ class Trainer:
         self.epoch += 1
         return result
 
+    def measure(self, stop: threading.Event | None = None) -> GeometryResult:
+        """The geometry of the model as it is: training-set features, test NCM accuracy.
+
+        Args:
+            stop: Checked before every embedded batch (`EpochInterrupted` once set).
+        """
+        return evaluate_geometry(
+            self.model,
+            self.data.train_eval,
+            self.data.test,
+            num_classes=self.num_classes,
+            device=self.device,
+            batch_size=self.config.eval_batch_size,
+            autocast=self._autocast,
+            stop=stop,
+        )
+
     def _train_one_epoch(self, stop: threading.Event | None = None) -> dict[str, float]:
         self.model.train()
         cfg = self.config.loss
         totals = {"loss": 0.0, "loss_hard": 0.0, "loss_plain": 0.0}
         num_batches = 0
         for x, y in self._train_batches():
-            _check_stop(stop)
+            check_stop(stop)
             with self._autocast():
                 z = self.model(x)  # (B, d)
             z = z.float()
@@ -274,11 +279,6 @@ def train(
         if result.diverged:
             break
     return results
-
-
-def _check_stop(stop: threading.Event | None) -> None:
-    if stop is not None and stop.is_set():
-        raise EpochInterrupted("the epoch was stopped before its end")
 
 
 def _build_optimizer(

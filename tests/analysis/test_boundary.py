@@ -22,11 +22,17 @@ DOMAIN = {"x_range": (0.0, 50.0), "y_range": (0.1, 1.0)}
 FAST = {"n_restarts": 0, "resolution": 40}
 
 
-def trial_table(seed: int, n: int = 60, normalization: str = "sphere", shift: float = 0.0):
-    """Random trials over the domain, labelled NC / DC by the noisy true boundary."""
+def trial_table(
+    seed: int,
+    n: int = 60,
+    normalization: str = "sphere",
+    shift: float = 0.0,
+    tau: float | None = None,
+):
+    """Random trials over the domain (or at one τ), labelled NC / DC by the noisy true boundary."""
     rng = np.random.default_rng(seed)
     log_beta = rng.uniform(0.0, LOG_RANGE, n)  # (n,)
-    tau = rng.uniform(0.1, 1.0, n)  # (n,)
+    tau = rng.uniform(0.1, 1.0, n) if tau is None else np.full(n, tau)  # (n,)
     p_nc = 1.0 / (1.0 + np.exp(-(A + shift + B * tau - log_beta) / LABEL_NOISE))
     nc = rng.random(n) < p_nc
     return pd.DataFrame(
@@ -175,3 +181,47 @@ def test_expected_error_matches_the_actual_disagreement_with_the_truth(quantity:
         expected += boundary.level_set.expected_error
         actual += np.mean(boundary.level_set.region.ravel() != truth)
     assert 0.5 < actual / expected < 2.0
+
+
+def test_one_dimensional_boundary_finds_the_crossing_in_beta() -> None:
+    """Without y, P(NC | β) = 0.5 is a crossing in β: the truth at τ = 0.5 is log(β + 1) = 2."""
+    table = trial_table(seed=9, n=40, tau=0.5)
+    [boundary] = estimate_phase_boundary(table, y=None, x_range=(0.0, 50.0), **FAST)
+    assert boundary.ok and boundary.axes == ("loss.beta",)
+    [crossing] = boundary.contour
+    assert crossing.shape == (1, 1)
+    assert abs(np.log1p(crossing[0, 0]) - (A + 0.5 * B)) < 0.3
+    assert boundary.level_set.field.shape == (FAST["resolution"],)
+    assert list(boundary.points.columns) == ["loss.beta", "regime", "nc"]
+    [level] = estimate_level_set(table, "erank_ratio", 0.5, y=None, **FAST)
+    [crossing] = level.contour
+    assert abs(np.log1p(crossing[0, 0]) - (A + 0.5 * B)) < 0.05
+
+
+def test_min_trials_default_is_four_per_axis() -> None:
+    table = trial_table(seed=2, n=3)
+    [one_d] = estimate_phase_boundary(table, y=None, **FAST)
+    assert one_d.reason == "too few trials (3 < 4)"
+    [two_d] = estimate_phase_boundary(table, **DOMAIN, **FAST)
+    assert two_d.reason == "too few trials (3 < 8)"
+    [level] = estimate_level_set(table, "erank_ratio", 0.5, y=None, **FAST)
+    assert level.reason == "too few finite erank_ratio values (3 < 4)"
+
+
+def test_pooled_names_the_varied_params_that_are_neither_axes_nor_categories() -> None:
+    table = pd.concat(
+        [trial_table(seed=10, n=20), trial_table(seed=11, n=20, normalization="ball")]
+    ).assign(**{"optimizer.lr": [1e-3, 1e-2] * 20, "seed": 0})
+    params = ("loss.beta", "loss.tau", "normalization", "optimizer.lr", "seed", "epochs")
+    sphere_only = table["normalization"] == "sphere"
+    table.loc[sphere_only, "seed"] = np.arange(sphere_only.sum())  # seeds vary in sphere only
+    boundaries = estimate_phase_boundary(table, params=params, **DOMAIN, **FAST)
+    assert {b.category["normalization"]: b.pooled for b in boundaries} == {
+        "ball": ("optimizer.lr",),
+        "sphere": ("optimizer.lr", "seed"),
+    }
+    [one_d, _] = estimate_phase_boundary(table, y=None, params=params, **FAST)
+    assert one_d.pooled == ("loss.tau", "optimizer.lr"), "τ is pooled once it is no axis"
+    assert all(b.pooled is None for b in estimate_phase_boundary(table, **DOMAIN, **FAST))
+    [level, _] = estimate_level_set(table, "erank_ratio", 0.5, params=params, **DOMAIN, **FAST)
+    assert level.pooled == ("optimizer.lr",)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.collections import LineCollection
 from mlflow import MlflowClient
 
 from analysis.claims import (
@@ -34,12 +35,16 @@ from analysis.claims import (
     check_loss_bound,
     check_nc_with_hard_negatives,
     check_no_nc_without_normalization,
+    claims_boundaries,
     claims_table,
     evaluate_claims,
     limits,
+    loss_pairs,
     mean_cosine,
     phase_axes,
 )
+from analysis.figures import BAND_LABEL, plot_phase_diagram
+from analysis.report import _boundary_json
 from hcl_study.study.spec import load_study_spec
 from hcl_study.tracking import load_study
 
@@ -131,6 +136,55 @@ def test_claim_1_skips_non_finite_epochs_and_needs_the_pair() -> None:
     assert "1 non-finite (diverged) epoch(s) skipped" in result.reason
     empty = check_loss_bound(BOUND_TRIALS, _history({}))
     assert empty.verdict == NOT_TESTED
+
+
+@pytest.mark.parametrize(
+    ("beta", "plain", "gap", "holds"),
+    [
+        (5.0, 1.0, -5e-7, True),  # tolerance 1e-6 · max(1, 1)
+        (5.0, 1.0, -2e-6, False),
+        (5.0, 100.0, -5e-5, True),  # tolerance 1e-6 · 100 = 1e-4
+        (5.0, 100.0, -2e-4, False),
+        (5.0, 1.0, 2e-6, True),  # β > 0: the hard loss may exceed the plain one by any amount
+        (0.0, 1.0, 5e-7, True),  # β = 0: |gap| ≤ the same tolerance
+        (0.0, 1.0, -5e-7, True),
+        (0.0, 100.0, -5e-5, True),
+        (0.0, 1.0, 2e-6, False),
+        (0.0, 1.0, -2e-6, False),
+    ],
+)
+def test_claim_1_tolerance_at_its_edge(beta: float, plain: float, gap: float, holds: bool) -> None:
+    trials = _table(_trial("a", "scl", beta, "ball", "NC"))
+    result = check_loss_bound(trials, _history({"a": [(plain + gap, plain)]}))
+    assert result.verdict == (HOLDS if holds else DOES_NOT_HOLD)
+    assert result.figures["violations"] == (0 if holds else 1)
+
+
+def test_claim_1_leaves_out_runs_without_beta_and_counts_incomplete_pairs() -> None:
+    trials = _table(
+        _trial("a", "scl", 30.0, "ball", "NC"),
+        _trial("d", "scl", float("nan"), "ball", "NC"),  # no β: held to no rule
+    )
+    # d's gap would break the β = 0 rule; a's epoch 1 diverged
+    history = _history({"a": [(5.0, 4.0), (float("inf"), 4.0)], "d": [(3.0, 2.0)]})
+    one_loss = pd.DataFrame(
+        [("a", 2, "loss_hard", 1.0), ("a", 3, "loss_plain", 9.0)], columns=history.columns
+    )
+    history = pd.concat([history, one_loss], ignore_index=True)
+    pairs = loss_pairs(history)
+    assert pairs.loc[pairs["trial_id"] == "a", "complete"].tolist() == [True, True, False, False]
+    result = check_loss_bound(trials, history)
+    assert result.verdict == HOLDS and result.trial_ids == ("a",)
+    assert result.figures["pairs_checked"] == 1
+    assert result.figures["skipped_non_finite"] == 1
+    assert result.figures["incomplete_pairs"] == 2
+    assert result.figures["runs_without_beta"] == 1
+    assert result.reason == (
+        "all 1 (run, epoch) pairs of 1 runs satisfy the bound (tolerance 1e-06 relative); "
+        "1 non-finite (diverged) epoch(s) skipped; "
+        "2 epoch(s) with only one of the two losses logged skipped; "
+        "1 run(s) without loss.beta left out"
+    )
 
 
 def test_claim_2_verdicts_per_loss_with_counts_and_median_etf_distance() -> None:
@@ -233,6 +287,17 @@ def test_evaluate_claims_table_and_limits_name_the_ucl_cone() -> None:
     assert "one seed" in " ".join(paragraphs)
 
 
+def test_limits_without_the_cosine_column_say_it_was_not_measured() -> None:
+    trials = _table(_trial("b", "ucl", 30.0, "ball", "DC"))
+    assert "mean_cos_means" not in trials
+    paragraphs = limits(trials)
+    assert paragraphs[0] == (
+        "HUCL at large β (β ≥ 10, ball or sphere): 1 runs, 1 DC; median erank ratio 0.333, "
+        "cos(μ_c, μ_c′) not measured. 1 of them do not end NC; whether they form a cone is "
+        "unknown."
+    )
+
+
 def test_mean_cosine_of_a_simplex_and_of_a_cone() -> None:
     simplex = np.eye(4) - 0.25  # centred basis: a simplex ETF of 4 points
     assert mean_cosine(simplex) == pytest.approx(-1 / 3)
@@ -240,16 +305,102 @@ def test_mean_cosine_of_a_simplex_and_of_a_cone() -> None:
     assert mean_cosine(cone) == pytest.approx((1 - 0.01) / 1.01)
 
 
-def test_phase_axes_code_the_varied_category() -> None:
+def test_phase_axes_code_the_category_as_rows_unless_tau_varies() -> None:
     grid = _table(_trial("a", "scl", 0.0, "none", "DC"), _trial("b", "ucl", 30.0, "sphere", "NC"))
-    table, y, by = phase_axes(grid)
-    assert y.startswith("normalization") and by == ["loss.name"]
+    table, y, rows = phase_axes(grid)
+    assert y.startswith("normalization") and rows == "normalization"
     assert list(table[y]) == [0.0, 2.0]
     cifar = _table(_trial("a", "scl", 0.0, "ball", "DC"), _trial("b", "ucl", 30.0, "ball", "NC"))
-    table, y, by = phase_axes(cifar)
-    assert y.startswith("loss") and by == [] and list(table[y]) == [0.0, 1.0]
-    table, y, by = phase_axes(cifar[cifar["loss.name"] == "scl"])
-    assert (y, by) == ("loss.tau", None)
+    table, y, rows = phase_axes(cifar)
+    assert y.startswith("loss") and rows == "loss.name" and list(table[y]) == [0.0, 1.0]
+    table, y, rows = phase_axes(cifar[cifar["loss.name"] == "scl"])
+    assert rows == "normalization" and list(table[y]) == [1.0]
+    # τ varies too: a 2-D boundary in (β, τ) per normalization and loss, nothing coded
+    table, y, rows = phase_axes(grid.assign(**{"loss.tau": [0.5, 1.0]}))
+    assert (y, rows) == ("loss.tau", None) and list(table.columns) == [*grid.columns, "loss.tau"]
+
+
+CLAIMS_BETAS = (0.0, 2.0, 5.0, 10.0, 30.0)
+NORMALIZATIONS = ("none", "ball", "sphere")
+PARAMS = ("loss.name", "loss.beta", "normalization", "seed")
+
+
+@pytest.fixture
+def normalization_grid() -> pd.DataFrame:
+    """15 SCL runs, β × normalization: NC iff β > 0 and the features are normalized."""
+    return _table(
+        *(
+            _trial(
+                f"{norm}-{beta:g}", "scl", beta, norm, "NC" if beta > 0 and norm != "none" else "DC"
+            )
+            for norm in NORMALIZATIONS
+            for beta in CLAIMS_BETAS
+        )
+    )
+
+
+def test_categorical_normalization_gets_a_1d_boundary_in_beta_per_value(
+    normalization_grid: pd.DataFrame,
+) -> None:
+    table, y, rows = phase_axes(normalization_grid)
+    boundaries, error = claims_boundaries(table, y, rows, PARAMS)
+    assert error == ""
+    by_norm = {b.category["normalization"]: b for b in boundaries}
+    assert set(by_norm) == set(NORMALIZATIONS) and len(boundaries) == 3
+    assert all(b.category["loss.name"] == "scl" and b.axes == ("loss.beta",) for b in boundaries)
+    assert by_norm["none"].status == "single_regime"
+    assert by_norm["none"].reason == "single regime (no NC: 5 DC)"
+    for norm in ("ball", "sphere"):
+        boundary = by_norm[norm]
+        assert boundary.ok and boundary.pooled == ()
+        [crossing] = boundary.contour
+        assert crossing.shape == (1, 1) and 0.0 < crossing[0, 0] < 2.0
+        assert boundary.level_set.field.shape == (60,)
+        assert 0.0 < boundary.level_set.expected_error < 0.5
+    for boundary in boundaries:  # fitted on its own category's 5 trials, on β alone
+        own = boundary.category["normalization"]
+        assert set(table.loc[boundary.points.index, "normalization"]) == {own}
+        assert list(boundary.points.columns) == ["loss.beta", "regime", "nc"]
+    saved = _boundary_json(boundaries, error)
+    assert y not in json.dumps(saved), "the coded normalization is no boundary axis"
+    for entry in saved["boundaries"]:
+        dumped = json.dumps(entry)
+        named = [norm for norm in NORMALIZATIONS if f'"{norm}"' in dumped]
+        assert named == [entry["category"]["normalization"]] and entry["axes"] == ["loss.beta"]
+
+
+def test_claims_boundaries_name_the_params_they_pool_over(
+    normalization_grid: pd.DataFrame,
+) -> None:
+    grid = normalization_grid.assign(**{"optimizer.lr": [1e-3, 1e-2] * 7 + [1e-3]})
+    boundaries, _ = claims_boundaries(*phase_axes(grid), (*PARAMS, "optimizer.lr"))
+    assert [b.pooled for b in boundaries] == [("optimizer.lr",)] * 3
+
+
+def test_claims_phase_diagram_draws_each_boundary_on_its_row_only(
+    normalization_grid: pd.DataFrame,
+) -> None:
+    table, y, rows = phase_axes(normalization_grid)
+    boundaries, _ = claims_boundaries(table, y, rows, PARAMS)
+    figure = plot_phase_diagram(table, boundaries, x="loss.beta", y=y, rows=rows)
+    (axes,) = figure.axes
+    assert axes.get_title() == "loss.name=scl" and axes.get_ylabel() == "normalization"
+    assert [label.get_text() for label in axes.get_yticklabels()] == list(NORMALIZATIONS)
+    marks = [line for line in axes.lines if line.get_marker() == "|"]
+    assert sorted(line.get_ydata().tolist() for line in marks) == [[1.0], [2.0]]
+    assert all(0.0 < line.get_xdata()[0] < 2.0 for line in marks)
+    segments = [
+        segment
+        for collection in axes.collections
+        if isinstance(collection, LineCollection)
+        for segment in collection.get_segments()
+    ]
+    assert segments and {float(value) for s in segments for value in s[:, 1]} <= {1.0, 2.0}
+    assert [(text.get_text(), text.xy[1]) for text in axes.texts] == [
+        ("single regime (no NC: 5 DC)", 0.0)
+    ]
+    labels = axes.get_legend_handles_labels()[1]
+    assert labels.count("P(NC) = 0.5") == 1 and labels.count(BAND_LABEL) == 1
 
 
 # ----------------------------------------------------------------- specs

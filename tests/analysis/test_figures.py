@@ -172,6 +172,47 @@ def test_phase_diagram_draws_the_boundary_searchers_estimate(phase_trials: pd.Da
     assert "boundary search" in sphere_axes.get_legend_handles_labels()[1]
 
 
+def test_phase_diagram_draws_a_search_estimate_listed_as_tau_then_beta(
+    phase_trials: pd.DataFrame,
+) -> None:
+    """A spec that lists loss.tau before loss.beta: its (τ, β) polyline is drawn as (β, τ)."""
+    estimates = [
+        {
+            "category": {"normalization": "sphere"},
+            "level_set": {
+                "axes": ["loss.tau", "loss.beta"],
+                "contour": [[[0.2, 1.0], [0.6, 10.0]]],
+            },
+        }
+    ]
+    figure = plot_phase_diagram(phase_trials, [], search_estimates=estimates)
+    (drawn,) = figure.axes[1].lines
+    assert drawn.get_xdata().tolist() == [1.0, 10.0]
+    assert drawn.get_ydata().tolist() == [0.2, 0.6]
+
+
+def test_rows_share_a_panel_and_label_the_y_ticks(phase_trials: pd.DataFrame) -> None:
+    codes = {"none": 0.0, "sphere": 1.0}
+    trials = phase_trials.assign(
+        **{"loss.name": "scl", "code": phase_trials["normalization"].map(codes)}
+    )
+    figure = plot_phase_diagram(trials, [], y="code", rows="normalization")
+    (axes,) = figure.axes
+    assert axes.get_title() == "loss.name=scl" and axes.get_ylabel() == "normalization"
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["none", "sphere"]
+    assert _scatter_points(figure) == [37]
+    titles = [axes.get_title() for axes in plot_phase_diagram(trials, []).axes]
+    assert titles == ["normalization=none, loss.name=scl", "normalization=sphere, loss.name=scl"]
+
+
+def test_a_1d_boundary_is_drawn_only_on_the_one_row_of_its_category(
+    phase_trials: pd.DataFrame,
+) -> None:
+    boundaries = estimate_phase_boundary(phase_trials, y=None, n_bootstrap=5, resolution=25)
+    with pytest.raises(ValueError, match="normalization=none take 3 values of loss.tau"):
+        plot_phase_diagram(phase_trials, boundaries)
+
+
 def test_up_to_twenty_lines_get_distinct_colors() -> None:
     values = {f"t{i}": np.geomspace(1.0, 1e-3 * (i + 1), 5) for i in range(15)}
 

@@ -12,7 +12,15 @@ import pandas as pd
 from mlflow import MlflowClient
 from smoke_study import SmokeStudy
 
-from analysis.report import ARTIFACT_PATH, BOUNDARY_FILE, REPORT_FILE, TRIALS_FILE
+from analysis.report import (
+    ARTIFACT_PATH,
+    BOUNDARY_FILE,
+    REPORT_FILE,
+    TRIALS_FILE,
+    _boundary_json,
+    _boundary_rows,
+    estimate_boundaries,
+)
 from hcl_study.errors import EXIT_USER_ERROR
 from hcl_study.tracking import load_study
 
@@ -58,6 +66,29 @@ def test_analyze_writes_the_report_and_logs_it(smoke_study: SmokeStudy, tmp_path
     logged = MlflowClient(smoke_study.tracking_uri).list_artifacts(parent, ARTIFACT_PATH)
     expected = {REPORT_FILE, TRIALS_FILE, BOUNDARY_FILE, *(p.name for p in out.glob("fig*.png"))}
     assert {Path(artifact.path).name for artifact in logged} == expected
+
+
+def test_boundary_table_and_json_name_what_each_boundary_pools_over() -> None:
+    """8 trials per normalization; lr varies for sphere only, τ (the y axis) for both."""
+    trials = pd.DataFrame(
+        {
+            "normalization": ["ball"] * 8 + ["sphere"] * 8,
+            "loss.beta": [0.0, 2.0, 5.0, 30.0] * 4,
+            "loss.tau": [0.5] * 4 + [1.0] * 4 + [0.5] * 4 + [1.0] * 4,
+            "optimizer.lr": [1e-3] * 8 + [1e-3, 1e-2] * 4,
+            "regime": ["DC"] * 16,
+        }
+    )
+    params = ("loss.beta", "loss.tau", "normalization", "optimizer.lr")
+    boundaries, error = estimate_boundaries(trials, params=params)
+    rows = _boundary_rows(boundaries)
+    assert rows["pooled over"].tolist() == ["nothing", "optimizer.lr"]
+    assert rows["status"].tolist() == ["single_regime"] * 2
+    saved = _boundary_json(boundaries, error)["boundaries"]
+    assert [entry["pooled"] for entry in saved] == [[], ["optimizer.lr"]]
+    assert [entry["axes"] for entry in saved] == [["loss.beta", "loss.tau"]] * 2
+    unchecked, _ = estimate_boundaries(trials)
+    assert _boundary_rows(unchecked)["pooled over"].tolist() == ["not checked"] * 2
 
 
 def test_analyze_of_an_unknown_local_study_exits_2(smoke_study: SmokeStudy) -> None:

@@ -198,8 +198,13 @@ def test_proposal_gain_is_part_of_the_expected_error_and_largest_for_sur(seed: i
         )[1]
         for acquisition in ("sur", "straddle")
     }
-    # SUR maximizes the gain over the candidates that straddle picks from.
-    assert 0 < gains["straddle"] <= gains["sur"] < error
+    # By construction: SUR takes the largest gain over the candidates that straddle picks from.
+    assert gains["straddle"] <= gains["sur"]
+    assert gains["straddle"] > 0
+    # One trial removes a real share of the expected error (seeds 0-4: 9-80 % for SUR; a
+    # point far from the level, x = 0.98, removes under 4 %), but not all of it (nearly by
+    # construction: the gain is at most the misclassification of the reference points).
+    assert 0.05 * error < gains["sur"] < error
 
 
 def test_probability_model_separates_the_labels() -> None:

@@ -102,6 +102,40 @@ def test_smoke_study_with_default_sqlite_store(
     assert not (tmp_path / "other.db").exists() and not (tmp_path / "elsewhere").exists()
 
 
+def test_study_whose_ending_fails_is_closed_failed_and_resumable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after Tune's fit (here in the summary) ends the parent run FAILED, not
+    RUNNING; running the spec again reopens that run and finishes the study in it."""
+    from hcl_study.study import runner
+
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(
+        tmp_path,
+        name="ending-fails",
+        space={"loss.beta": {"grid": [1.0]}},
+        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
+    )
+    summarize = runner.summarize
+
+    def failing_summary(*args: Any) -> Any:
+        raise RuntimeError("the summary failed")
+
+    monkeypatch.setattr(runner, "summarize", failing_summary)
+    with pytest.raises(RuntimeError, match="the summary failed"):
+        run_study(spec)
+    tracking_uri = f"sqlite:///{tmp_path / 'studies' / 'ending-fails' / 'mlflow.db'}"
+    parent, children = study_runs(tracking_uri, "ending-fails")
+    assert parent.info.status == "FAILED"
+    assert [run.info.status for run in children] == ["FINISHED"]
+
+    monkeypatch.setattr(runner, "summarize", summarize)
+    summary = run_study(spec)
+    assert summary.parent_run_id == parent.info.run_id and summary.num_trials == 1
+    parent, children = study_runs(tracking_uri, "ending-fails")
+    assert parent.info.status == "FINISHED" and len(children) == 1
+
+
 def test_asha_study_closes_early_stopped_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 from mlflow_server import ADMIN_USERNAME, MlflowServer, free_port
+from reply_dropping_proxy import ReplyDroppingProxy
 
 from hcl_study.errors import UserError
 from hcl_study.tracking import (
@@ -318,6 +319,21 @@ def test_check_tracking_uri_refuses_unusable_uris(uri_template: str, named: str)
     assert "sqlite:////" in message
     assert uri.replace("s3cret", "***") in message
     assert "s3cret" not in message
+
+
+def test_a_lost_create_reply_makes_no_second_run(mlflow_server: MlflowServer) -> None:
+    """The server makes the run but its reply is lost: the retry finds it, creates none."""
+    name = unique_name("lost-reply")
+    create = b"POST /api/2.0/mlflow/runs/create "
+    with ReplyDroppingProxy(mlflow_server.port, create, drops=2) as proxy:
+        study = StudyRun.start_or_resume(proxy.uri, name, {"a": 1}, call_timeout_s=60)
+        trial = open_trial(study, "t0", flush_timeout_s=60)
+        trial.log_epoch(0, {"loss": 1.5})
+        trial.finish("finished", "DC")
+        assert proxy.dropped == 2, "both creates must have lost their reply"
+    runs = MlflowClient(mlflow_server.uri).search_runs([study.experiment_id])
+    assert sorted(run.info.run_id for run in runs) == sorted([study.run_id, trial.run_id])
+    assert steps(mlflow_server.uri, trial.run_id, "loss") == [0]
 
 
 def test_check_tracking_uri_refuses_an_sqlite_file_under_a_file(tmp_path: Path) -> None:

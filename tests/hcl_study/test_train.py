@@ -21,7 +21,7 @@ from hcl_study.config import TrainConfig, read_yaml_file, with_overrides
 from hcl_study.geometry import METRIC_KEYS, REGIME_CODES, GeometryAccumulator
 from hcl_study.train import CHECKPOINT_FILE, DIVERGED, EpochResult, Trainer, train
 from hcl_study.train.pipeline import EpochPipeline
-from hcl_study.train.trainer import EpochInterrupted
+from hcl_study.train.stopping import EpochInterrupted
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_KEYS = (
@@ -350,6 +350,43 @@ def test_leaving_the_pipeline_interrupts_the_epoch_in_progress(
         stop = threading.Event()
         stop.set()
         Trainer(small_config()).run_epoch(stop=stop)
+
+
+def test_leaving_the_pipeline_interrupts_the_measurement_in_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop set while an epoch is measured ends the measurement within one batch, so that a
+    reused Ray worker is free well before Tune's reset deadline (about 2 s)."""
+    trainer = Trainer(small_config(epochs=3, eval_batch_size=20))  # 10 + 3 batches to embed
+    original_forward = trainer.model.forward
+    mid_measurement, pipeline_holder = threading.Event(), []
+    embedded_in_epoch_1: list[int] = []
+
+    def forward_pausing_in_measurement_1(x: torch.Tensor) -> torch.Tensor:
+        if trainer.epoch == 1 and not trainer.model.training:
+            embedded_in_epoch_1.append(len(x))
+            if len(embedded_in_epoch_1) == 3:  # hold here until the caller has left
+                mid_measurement.set()
+                assert pipeline_holder[0]._stop.wait(timeout=60)
+        return original_forward(x)
+
+    monkeypatch.setattr(trainer.model, "forward", forward_pausing_in_measurement_1)
+    with EpochPipeline(trainer, checkpoint_every=1) as epochs:
+        pipeline_holder.append(epochs)
+        for epoch in epochs:
+            assert epoch.result.epoch == 0
+            assert mid_measurement.wait(timeout=60)
+            break
+
+    assert embedded_in_epoch_1 == [20, 20, 20], "no batch embedded after the one in progress"
+    assert trainer.epoch == 1, "epoch 1 was abandoned, not finished"
+    adam_steps = {int(state["step"]) for state in trainer.optimizer.state.values()}
+    assert adam_steps == {4 + 4}, "epoch 1 was stopped in its measurement, after training"
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(EpochInterrupted):
+        trainer.measure(stop=stop)
+    assert len(embedded_in_epoch_1) == 3
 
 
 def test_pipeline_deletes_saved_states_once_handled_or_left(tmp_path: Path) -> None:

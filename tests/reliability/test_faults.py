@@ -54,15 +54,26 @@ def set_fault(
         monkeypatch.setenv(FAULT_LIMIT_VARIABLE, str(limit))
 
 
+def metric_histories(tracking_uri: str, run: Any) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of every logged metric of a run, in step order."""
+    client = MlflowClient(tracking_uri)
+    return {
+        key: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+        for key in LOGGED_METRICS
+    }
+
+
 def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
     mlflow_server: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two trials of one config; the first to reach epoch 2 raises there once (max_failures 1).
+    """Two trials of one config; the first to reach epoch 5 raises there once (max_failures 1).
 
-    The retry restarts from the epoch-1 checkpoint (Tune sees each epoch once), continues the
-    same MLflow run (each step once), and ends with exactly the fault-free twin's metrics.
+    With a checkpoint every 3 epochs the retry restarts after epoch 2 and trains epochs 3 and
+    4 again, which the first attempt had already logged: the retry continues the same MLflow
+    run, skips those steps (each step once), and every logged value, of the replayed epochs
+    and after, is exactly the fault-free twin's.
     """
-    epochs, fault_epoch = 4, 2
+    epochs, fault_epoch, checkpoint_every = 7, 5, 3
     monkeypatch.chdir(tmp_path)
     set_fault(monkeypatch, f"raise@{fault_epoch}", tmp_path / "faults", limit=1)
     spec = smoke_spec(
@@ -70,7 +81,7 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
         base={"epochs": epochs},
         space={"loss.beta": {"grid": [5.0, 5.0]}},  # the same config twice: one faults
         search={"algorithm": "grid", "max_concurrent": 2, "seed": 0},
-        checkpoint_every=1,
+        checkpoint_every=checkpoint_every,
         max_failures=1,
     )
     summary = run_study(write_spec(tmp_path, spec), tracking_uri=mlflow_server.uri)
@@ -83,9 +94,17 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
     errored = {path.parent.name for path in experiment_dir.glob("*/error.*")}
     assert len(errored) == 1, f"expected one crashed trial, got {errored}"
     (crashed,) = errored
-    for trial_dir in experiment_dir.glob("*/params.json"):
-        epochs_seen = [result["epoch"] for result in tune_results(trial_dir.parent)]
-        assert epochs_seen == list(range(epochs)), (trial_dir.parent.name, epochs_seen)
+    # Tune appends every report: the retry's reports of the replayed epochs follow the first's.
+    replayed = list(range(checkpoint_every, fault_epoch))
+    tune_reports = {
+        trial_dir.parent.name: tune_results(trial_dir.parent)
+        for trial_dir in experiment_dir.glob("*/params.json")
+    }
+    for trial_id, reports in tune_reports.items():
+        expected = list(range(epochs))
+        if trial_id == crashed:
+            expected = [*range(fault_epoch), *replayed, *range(fault_epoch, epochs)]
+        assert [report["epoch"] for report in reports] == expected, trial_id
 
     parent, children = study_runs(mlflow_server.uri, "crash")
     assert parent.info.status == "FINISHED"
@@ -96,6 +115,14 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
         assert run.info.status == "FINISHED" and run.data.tags["hcl.status"] == "finished"
         assert_every_step_once(mlflow_server.uri, run, epochs)
     (clean,) = set(by_trial) - {crashed}
+    crashed_history = metric_histories(mlflow_server.uri, by_trial[crashed])
+    assert crashed_history == metric_histories(mlflow_server.uri, by_trial[clean])
+    # The replayed epochs trained to the very values the first attempt had logged.
+    first = tune_reports[crashed][checkpoint_every:fault_epoch]
+    again = tune_reports[crashed][fault_epoch : fault_epoch + len(replayed)]
+    for key in LOGGED_METRICS:
+        logged = [value for step, value in crashed_history[key] if step in replayed]
+        assert [report[key] for report in first] == [report[key] for report in again] == logged, key
     crashed_final = final_metrics(mlflow_server.uri, by_trial[crashed])
     clean_final = final_metrics(mlflow_server.uri, by_trial[clean])
     assert set(crashed_final) >= set(LOGGED_METRICS)
@@ -309,6 +336,85 @@ def test_killed_driver_study_is_finished_by_resume(
         run for run in running_at_kill.values() if run.data.tags["hcl.trial_id"] in configs
     ]
     assert continued, "a trial cut off by the kill is resumed in its own MLflow run"
+
+
+def test_interrupted_study_is_marked_killed_and_finished_by_resume(
+    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path
+) -> None:
+    """SIGINT (Ctrl-C) to `hcl-study study` mid-study: Tune saves its state and returns, and
+    the study is not reported as complete: exit code 130, a message naming `hcl-study resume`,
+    the parent run KILLED without regime counts, no run left RUNNING. `hcl-study resume` then
+    finishes every trial in its own MLflow run and the parent run ends FINISHED."""
+    num_samples, epochs = 4, 6
+    spec = smoke_spec(
+        "interrupted",
+        base={**SLOW_EPOCHS, "epochs": epochs},
+        search={"algorithm": "optuna", "num_samples": num_samples, "max_concurrent": 2, "seed": 5},
+        checkpoint_every=1,
+    )
+    env = cli_env()
+    log = tmp_path / "study.log"
+    driver = start_cli(
+        ["study", str(write_spec(tmp_path, spec)), "--tracking-uri", mlflow_server.uri],
+        tmp_path,
+        env,
+        log,
+    )
+
+    def running_past_a_checkpoint() -> dict[str, Any] | None:
+        """Trial runs still RUNNING that have logged two epochs or more (by run id), or None."""
+        client = MlflowClient(mlflow_server.uri)
+        running = {
+            run.info.run_id: run
+            for run in child_runs(mlflow_server.uri, "interrupted")
+            if run.info.status == "RUNNING"
+            and len(client.get_metric_history(run.info.run_id, "loss")) >= 2
+        }
+        return running or None
+
+    try:
+        running_at_signal = wait_for(
+            running_past_a_checkpoint, timeout=300, what="a trial past its first checkpoint"
+        )
+        assert driver.poll() is None, log.read_text()[-3000:]
+        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        driver.wait(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    output = log.read_text(errors="replace")
+    assert driver.returncode == 130, output[-4000:]
+    assert "was interrupted" in output and "hcl-study resume interrupted" in output, output[-4000:]
+    assert "Best trial for" not in output, "an interrupted study must not print a summary"
+
+    parent, children = study_runs(mlflow_server.uri, "interrupted")
+    assert parent.info.status == "KILLED"
+    assert not [tag for tag in parent.data.tags if tag.startswith("hcl.regime_count.")]
+    assert not [run.info.run_id for run in children if run.info.status == "RUNNING"]
+    cut_off = [run for run in children if run.info.run_id in running_at_signal]
+    assert cut_off and all(run.info.status == "KILLED" for run in cut_off), [
+        (run.info.run_id, run.info.status) for run in cut_off
+    ]
+    assert len([run for run in children if run.info.status == "FINISHED"]) < num_samples
+
+    resumed = run_cli(["resume", "interrupted"], tmp_path, env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Study interrupted" in resumed.stdout and "Best trial for" in resumed.stdout, (
+        resumed.stdout[-3000:]
+    )
+
+    configs = tune_trial_configs(tmp_path / "studies" / "interrupted" / "ray" / "interrupted")
+    assert len(configs) == num_samples
+    parent, children = study_runs(mlflow_server.uri, "interrupted")
+    assert parent.info.status == "FINISHED"
+    assert sorted(run.data.tags["hcl.trial_id"] for run in children) == sorted(configs), (
+        "one MLflow run per trial: a resumed trial continues its own run"
+    )
+    for run in children:
+        assert run.info.status == "FINISHED" and run.data.tags["hcl.status"] == "finished"
+        assert_every_step_once(mlflow_server.uri, run, epochs)
+    assert set(running_at_signal) <= {run.info.run_id for run in children}
 
 
 def test_lost_worker_node_reschedules_its_trial(

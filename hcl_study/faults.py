@@ -1,8 +1,10 @@
 """Test-only fault injection through the real trainable.
 
-`HCL_STUDY_FAULT=raise@3` makes a trial raise just before epoch 3, `exit@3` makes its
-process exit (as a killed worker would). Each trial faults at most once: a marker file
-per trial in `HCL_STUDY_FAULT_DIR` remembers it, so a retry runs through.
+`HCL_STUDY_FAULT=raise@3` makes a trial raise just before it reports epoch 3, `exit@3` makes
+its process exit (as a killed worker would). A trial that ends before epoch K (K = its
+epochs, or one past the epoch it diverged at) faults at K after its last report. Each trial
+faults at most once: a marker file per trial in `HCL_STUDY_FAULT_DIR` remembers it, so a
+retry runs through.
 `HCL_STUDY_FAULT_LIMIT=N` lets only the first N trials that get there fault.
 Unset, this costs one dictionary lookup per epoch.
 """

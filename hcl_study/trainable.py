@@ -24,6 +24,10 @@ from hcl_study.train import EpochResult, Trainer
 from hcl_study.train.pipeline import EpochPipeline, PipelinedEpoch
 
 HISTORY_FILE = "history.npz"
+# In the checkpoint of a trial's last epoch: the trial ended, and its MLflow run was closed,
+# before that checkpoint was reported. A trial restored from it (retried after a crash past
+# its end, or resumed after the driver died) has nothing left to do.
+ENDED_FILE = "ended"
 PROGRESS_COLUMNS = ("erank_means", "etf_distance", "loss")
 
 
@@ -98,9 +102,13 @@ def hcl_trainable(params: dict[str, Any], context: TrialContext) -> None:
     """Train one trial of a study; `params` are the searched values (dotted keys)."""
     config = context.trial_config(params)
     trial_id = tune.get_context().get_trial_id()
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            if (Path(directory) / ENDED_FILE).exists():
+                return
     trainer = Trainer(config)
     history = _History()
-    checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.restore(directory)
@@ -119,6 +127,7 @@ def hcl_trainable(params: dict[str, Any], context: TrialContext) -> None:
         for epoch in epochs:
             inject_fault(trial_id, epoch.result.epoch)
             _report(epoch, run, history, config.epochs)
+    inject_fault(trial_id, trainer.epoch)  # after the last report
 
 
 def _report(epoch: PipelinedEpoch, run: TrialRun, history: _History, total_epochs: int) -> None:
@@ -137,4 +146,6 @@ def _report(epoch: PipelinedEpoch, run: TrialRun, history: _History, total_epoch
     # A retry resumes after the checkpoint, so what it covers must be in MLflow.
     run.flush()
     history.save(epoch.state_dir)
+    if epoch.last:
+        (epoch.state_dir / ENDED_FILE).write_text(result.regime)
     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(epoch.state_dir)))

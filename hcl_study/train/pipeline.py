@@ -10,6 +10,7 @@ their values are those of calling `run_epoch` in a loop.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import tempfile
@@ -22,6 +23,40 @@ from hcl_study.train.stopping import EpochInterrupted
 from hcl_study.train.trainer import EpochResult, Trainer
 
 _POLL_S = 0.1
+_STATE_PREFIX = "hcl-epoch-state-"
+
+
+def _state_prefix() -> str:
+    """Saved states are named after their process, so that a later one can tell them stale."""
+    return f"{_STATE_PREFIX}{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_states() -> list[Path]:
+    """Delete the saved epoch states that processes which died without closing left behind.
+
+    A worker killed hard (a lost node, Ray ending a study) cannot clean up its pipeline; its
+    states (a full checkpoint each) would stay in the temporary folder.
+
+    Returns:
+        The folders deleted.
+    """
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{_STATE_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_STATE_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -68,6 +103,7 @@ class EpochPipeline:
         self._held: Path | None = None
         self._handling = False
         self._nothing_left = trainer.epoch >= trainer.config.epochs
+        remove_stale_states()
 
     def __enter__(self) -> EpochPipeline:
         self._worker.start()
@@ -124,7 +160,7 @@ class EpochPipeline:
                 last = trainer.epoch >= epochs or result.diverged
                 state_dir = None
                 if last or trainer.epoch % self._checkpoint_every == 0:
-                    state_dir = Path(tempfile.mkdtemp(prefix="hcl-epoch-state-"))
+                    state_dir = Path(tempfile.mkdtemp(prefix=_state_prefix()))
                     trainer.save(state_dir)
                 self._done.put(PipelinedEpoch(result, state_dir, last))
                 if last:

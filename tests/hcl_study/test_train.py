@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -400,6 +404,26 @@ def test_pipeline_deletes_saved_states_once_handled_or_left(tmp_path: Path) -> N
                 break
     assert len(seen) == 2
     assert not any(path.exists() for path in seen)
+
+
+def test_pipeline_removes_the_states_that_dead_processes_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert ended.wait() == 0  # its pid is now free: its states are stale
+    stale = tmp_path / f"hcl-epoch-state-{ended.pid}-abc"
+    live = tmp_path / f"hcl-epoch-state-{os.getpid()}-def"
+    other = tmp_path / "hcl-epoch-state-of-someone"
+    for folder in (stale, live, other):
+        (folder / "checkpoint.pt").parent.mkdir()
+        (folder / "checkpoint.pt").write_bytes(b"state")
+    with EpochPipeline(Trainer(small_config(epochs=1)), checkpoint_every=1) as epochs:
+        (epoch,) = list(epochs)
+        assert epoch.state_dir is not None
+        assert epoch.state_dir.name.startswith(f"hcl-epoch-state-{os.getpid()}-")
+    assert not stale.exists(), "a dead process's state is removed"
+    assert live.exists() and other.exists(), "live processes' and unknown folders are kept"
 
 
 def test_pipeline_hands_worker_errors_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -172,6 +172,34 @@ def test_diverged_trial_is_recorded_and_the_optuna_study_goes_on(
             assert_every_step_once(mlflow_server.uri, run, 3)
 
 
+def test_trial_that_crashes_after_its_last_report_is_not_trained_again(
+    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diverged trial raises after reporting its NaN epoch (with its last checkpoint), so
+    Tune retries it from that checkpoint: the retry sees that the trial had ended and does
+    nothing, so no NaN epoch is trained or logged after the one it diverged at."""
+    monkeypatch.chdir(tmp_path)
+    set_fault(monkeypatch, "raise@1", tmp_path / "faults", limit=None)  # after epoch 0
+    spec = smoke_spec(
+        "ended",
+        base={"normalization": "none", "epochs": 3},
+        space={"optimizer.lr": {"grid": [1.0e12]}},
+        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
+        max_failures=1,
+    )
+    summary = run_study(write_spec(tmp_path, spec), tracking_uri=mlflow_server.uri)
+
+    assert summary.regimes == {"diverged": 1}, summary.regimes
+    experiment_dir = tmp_path / "studies" / "ended" / "ray" / "ended"
+    assert len(list((tmp_path / "faults").glob("fault-*"))) == 1
+    assert len({path.parent for path in experiment_dir.glob("*/error.*")}) == 1, "it crashed"
+    (trial_dir,) = [path.parent for path in experiment_dir.glob("*/params.json")]
+    assert [report["epoch"] for report in tune_results(trial_dir)] == [0]
+    _, (run,) = study_runs(mlflow_server.uri, "ended")
+    assert run.info.status == "FINISHED" and run.data.tags["hcl.status"] == "diverged"
+    assert metric_steps(mlflow_server.uri, run)["loss"] == [0]
+
+
 class _Outage(threading.Thread):
     """Stops the server once the trial has logged `after_steps` epochs; starts it again later."""
 

@@ -55,6 +55,8 @@ def describe_validation_error(
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see the documented fields)"
+        elif item["type"] == "value_error":  # our validators' words, without "Value error, "
+            message = str(item["ctx"]["error"])
         given = item.get("input")
         shown = "" if item["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
         problems.append(f"{path}: {message}{shown}")

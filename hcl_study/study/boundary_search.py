@@ -258,6 +258,14 @@ class BoundarySearcher(Searcher):
         with open(checkpoint_path, "rb") as handle:
             self.set_state(pickle.load(handle))
 
+    @property
+    def reached_target(self) -> bool:
+        """Whether every category combination has reached `target_error` (never without one).
+
+        The search then ends before `num_samples`, so fewer trials than that are complete.
+        """
+        return all(self._settled(index) for index in range(len(self._cells)))
+
     # ------------------------------------------------------------------ estimate
 
     def estimate(self, resolution: int | None = None) -> list[CategoryEstimate]:

@@ -24,6 +24,7 @@ from hcl_study.study.spec import StudySpec, parse_study_spec
 if TYPE_CHECKING:
     from ray.tune import Tuner
 
+    from hcl_study.study.boundary_search import BoundarySearcher
     from hcl_study.tracking import RunEndStatus, StudyRun
 
 logger = logging.getLogger(__name__)
@@ -348,8 +349,8 @@ def _fit(
             ray.shutdown()
         study_run.close_dangling_trials(status="killed")
         ended, started = _ended_trials(location)
-        if not 0 < ended == started:  # Tune caught a Ctrl-C, SIGINT or SIGUSR1 and returned
-            progress = f"{ended} of its {started} trials had ended"
+        if not _complete(spec, location, ended, started):  # Tune caught a signal and returned
+            progress = f"{ended} of its {spec.num_trials} trials had ended"
             raise StudyInterrupted(_interrupted_message(spec, location, progress))
         if spec.search.algorithm == "boundary":
             study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_SEARCH_ARTIFACT)
@@ -421,6 +422,22 @@ def _ended_trials(location: StudyLocation) -> tuple[int, int]:
     return saved.num_terminated + saved.num_errors, len(saved)
 
 
+def _complete(spec: StudySpec, location: StudyLocation, ended: int, started: int) -> bool:
+    """Whether every trial the search meant to run has ended.
+
+    A signal can land while trials run (some not ended) or between one trial's end and the
+    next one's start (all ended, but fewer than `num_samples`): both interrupt the study.
+    Only the boundary searcher ends early, when it has reached its `target_error`.
+    """
+    if not 0 < ended == started:
+        return False
+    if started == spec.num_trials:
+        return True
+    if spec.search.algorithm != "boundary":
+        return False
+    return saved_boundary_searcher(spec, location).reached_target
+
+
 def _close_unfinished(study_run: StudyRun, status: RunEndStatus) -> None:
     """End the runs of a study that did not complete; `hcl-study resume` reopens them.
 
@@ -444,15 +461,21 @@ def _interrupted_message(spec: StudySpec, location: StudyLocation, progress: str
 
 def boundary_estimate(spec: StudySpec, location: StudyLocation) -> dict[str, Any]:
     """The boundary searcher's final level set, read back from Tune's saved searcher state."""
-    from hcl_study.study.search import boundary_searcher
-
-    searcher = boundary_searcher(spec)
-    searcher.restore_from_dir(location.experiment_path)
+    searcher = saved_boundary_searcher(spec, location)
     return {
         "order_parameter": spec.search.order_parameter,
         "threshold": spec.search.threshold,
         "estimates": [estimate.to_dict() for estimate in searcher.estimate()],
     }
+
+
+def saved_boundary_searcher(spec: StudySpec, location: StudyLocation) -> BoundarySearcher:
+    """The study's boundary searcher as Tune saved it last."""
+    from hcl_study.study.search import boundary_searcher
+
+    searcher = boundary_searcher(spec)
+    searcher.restore_from_dir(location.experiment_path)
+    return searcher
 
 
 def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySummary:

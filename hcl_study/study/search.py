@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from hcl_study.study.spec import SpaceEntry, StudySpec
+
+if TYPE_CHECKING:
+    from hcl_study.study.boundary_search import BoundarySearcher
 
 
 def tune_domain(entry: SpaceEntry) -> Any:
@@ -55,7 +58,7 @@ def build_search_algorithm(spec: StudySpec) -> Searcher | BasicVariantGenerator:
     return BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent)
 
 
-def boundary_searcher(spec: StudySpec) -> Searcher:
+def boundary_searcher(spec: StudySpec) -> BoundarySearcher:
     """The level-set searcher: uniform/loguniform entries are axes, choices categories."""
     from hcl_study.levelset import Axis
     from hcl_study.study.boundary_search import BoundarySearcher

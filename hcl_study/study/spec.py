@@ -153,6 +153,12 @@ class StudySpec(_Strict):
     @classmethod
     def _keys_are_dotted_paths(cls, space: Any) -> Any:
         for key, entry in space.items() if isinstance(space, dict) else ():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"space keys are dotted paths of training-config fields such as "
+                    f"'loss.beta'; got {key!r} (a YAML {type(key).__name__}); quote it if "
+                    f"it is a name"
+                )
             nested = (
                 isinstance(entry, dict) and entry and not set(entry) & {*DISTRIBUTIONS, "offset"}
             )

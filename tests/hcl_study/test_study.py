@@ -136,6 +136,47 @@ def test_study_whose_ending_fails_is_closed_failed_and_resumable(
     assert parent.info.status == "FINISHED" and len(children) == 1
 
 
+def test_signal_between_trials_interrupts_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal that lands after one trial ended and before the next one started leaves no
+    trial unfinished, yet the study is not complete: it is interrupted (parent KILLED), and
+    running the spec again runs the remaining trial."""
+    import os
+    import signal
+
+    from hcl_study.errors import StudyInterrupted
+    from hcl_study.study.callbacks import TrialRunCloser
+
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(
+        tmp_path,
+        name="between-trials",
+        space={"loss.beta": {"grid": [1.0, 2.0]}},
+        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
+    )
+    on_trial_complete = TrialRunCloser.on_trial_complete
+
+    def complete_then_signal(self: TrialRunCloser, *args: Any, **kwargs: Any) -> None:
+        on_trial_complete(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's handler: stop after this step
+
+    monkeypatch.setattr(TrialRunCloser, "on_trial_complete", complete_then_signal)
+    with pytest.raises(StudyInterrupted, match=r"1 of its 2 trials had ended"):
+        run_study(spec)
+    tracking_uri = f"sqlite:///{tmp_path / 'studies' / 'between-trials' / 'mlflow.db'}"
+    parent, children = study_runs(tracking_uri, "between-trials")
+    assert parent.info.status == "KILLED"
+    assert [run.info.status for run in children] == ["FINISHED"]
+
+    monkeypatch.setattr(TrialRunCloser, "on_trial_complete", on_trial_complete)
+    summary = run_study(spec)
+    assert summary.parent_run_id == parent.info.run_id and summary.num_trials == 2
+    parent, children = study_runs(tracking_uri, "between-trials")
+    assert parent.info.status == "FINISHED"
+    assert sorted(run.data.params["loss.beta"] for run in children) == ["1.0", "2.0"]
+
+
 def test_asha_study_closes_early_stopped_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

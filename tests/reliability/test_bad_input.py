@@ -261,6 +261,10 @@ STUDY_CASES: dict[str, Case] = {
         spec_text(space={"loss": {"beta": {"uniform": [0.0, 30.0]}}}),
         ("space", "dotted paths", "'loss.beta: {uniform: ...}'"),
     ),
+    "space_key_not_a_path": Case(
+        spec_text(space={1: {"grid": [1.0, 2.0]}}),
+        ("space", "dotted paths", "'loss.beta'", "got 1 (a YAML int)"),
+    ),
     "missing_data_in_the_space": Case(
         spec_text(
             base=CIFAR_BASE,

@@ -23,6 +23,7 @@ per logged value. MLflow's stand-in for +/-inf (+/-1.8e308) is turned back into 
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -94,19 +95,23 @@ class StudyData:
 
 
 def study_tracking_uri(study_name: str, studies_dir: Path | str = STUDIES_DIR) -> str:
-    """The tracking URI of a local study: its `study.json`'s, else its SQLite store.
+    """The tracking URI of a study: its local `study.json`'s, else MLFLOW_TRACKING_URI, else
+    its local SQLite store.
 
     Raises:
-        UserError: `studies_dir/study_name` holds neither `study.json` nor `mlflow.db`.
+        UserError: None of these exists.
     """
     study_dir = Path(studies_dir) / study_name
     if (study_dir / STUDY_FILE).exists():
         return StudyLocation.load(study_dir).tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
     uri = default_tracking_uri(study_dir)
     if not (study_dir / "mlflow.db").exists():
         raise UserError(
             f"No study named {study_name!r} at tracking_uri {uri!r}: {study_dir} holds neither "
-            f"{STUDY_FILE} nor mlflow.db. Give the study's tracking URI with --tracking-uri."
+            f"{STUDY_FILE} nor mlflow.db. Give the study's tracking URI with --tracking-uri (or "
+            "MLFLOW_TRACKING_URI)."
         )
     return uri
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hcl_study.config import (
     TrainConfig,
+    flatten,
     parse_assignment,
     parse_train_config,
     read_yaml_file,
@@ -101,10 +102,13 @@ def train(
     from hcl_study.train.outputs import RunOutputs
 
     train_config = _load_train_config(config, set_ or [])
+    checkpoint = out / CHECKPOINT_FILE
+    resuming = resume and checkpoint.exists()
+    if resuming:
+        _require_same_run(out, train_config)
     trainer = Trainer(train_config)
     outputs = RunOutputs(out)
-    checkpoint = out / CHECKPOINT_FILE
-    if resume and checkpoint.exists():
+    if resuming:
         trainer.restore(out)
         console.print(f"Resuming {out} at epoch {trainer.epoch}.")
     else:
@@ -177,6 +181,33 @@ def _print_train_summary(results: list[Any], out: Path) -> None:
     console.print(f"Wrote {out}/metrics.jsonl, class_means.npy, spectrum.npy")
 
 
+def _require_same_run(out: Path, config: TrainConfig) -> None:
+    """`--resume` continues the run in `out`: only `epochs` may differ from its config.yaml.
+
+    Raises:
+        UserError: Another field differs (the checkpoint holds a run of another config).
+    """
+    saved_file = out / "config.yaml"
+    if not saved_file.exists():
+        return
+    source = f"config of the run in {out}"
+    saved = flatten(
+        parse_train_config(read_yaml_file(saved_file), source=source).model_dump(mode="json")
+    )
+    asked = flatten(config.model_dump(mode="json"))
+    changed = [
+        f"{key}: {saved.get(key)!r} -> {asked.get(key)!r}"
+        for key in sorted(saved.keys() | asked.keys())
+        if key != "epochs" and saved.get(key) != asked.get(key)
+    ]
+    if changed:
+        raise UserError(
+            f"--resume: {out} holds a run of another config ({'; '.join(changed)}); only "
+            "epochs may change when a run is resumed. Give the run's config, or another --out "
+            "to start a new run."
+        )
+
+
 def _dump_yaml(data: dict[str, Any]) -> str:
     import yaml
 
@@ -197,7 +228,10 @@ def study(
     ] = None,
     tracking_uri: Annotated[
         str | None,
-        typer.Option(help="MLflow tracking URI; default: the spec's, else studies/NAME/mlflow.db."),
+        typer.Option(
+            help="MLflow tracking URI; default: the spec's, else MLFLOW_TRACKING_URI, else "
+            "studies/NAME/mlflow.db."
+        ),
     ] = None,
     storage: Annotated[
         str | None,
@@ -229,7 +263,8 @@ def resume(
         str, typer.Argument(help="Study name (under studies/) or study folder.")
     ],
     address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join; default: local Ray.")
+        str | None,
+        typer.Option(help="Ray cluster to join; default: RAY_ADDRESS, else local Ray."),
     ] = None,
 ) -> None:
     """Finish an interrupted study where it stopped (same trials, same MLflow runs)."""
@@ -283,7 +318,7 @@ def analyze(
         str | None,
         typer.Option(
             help="MLflow tracking URI; default: studies/STUDY/study.json's, else "
-            "studies/STUDY/mlflow.db."
+            "MLFLOW_TRACKING_URI, else studies/STUDY/mlflow.db."
         ),
     ] = None,
     out: Annotated[
@@ -324,14 +359,18 @@ def reproduce(
         str | None,
         typer.Option(
             help="MLflow tracking URI; default: studies/STUDY/study.json's, else "
-            "studies/STUDY/mlflow.db (for a spec: the spec's, else studies/NAME/mlflow.db)."
+            "MLFLOW_TRACKING_URI, else studies/STUDY/mlflow.db (for a spec: the spec's, else "
+            "MLFLOW_TRACKING_URI, else studies/NAME/mlflow.db)."
         ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Report folder; default: studies/STUDY/claims.")
     ] = None,
     address: Annotated[
-        str | None, typer.Option(help="With a spec: the Ray cluster to join; default: local Ray.")
+        str | None,
+        typer.Option(
+            help="With a spec: the Ray cluster to join; default: RAY_ADDRESS, else local Ray."
+        ),
     ] = None,
     storage: Annotated[
         str | None,

@@ -133,6 +133,9 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = Field(False, description="bf16 autocast; used on CUDA only")
     num_workers: int = Field(0, ge=0, description="DataLoader workers for image data")
+    cpu_threads: int = Field(
+        1, ge=1, description="torch CPU threads; float sums depend on it, so it is part of the seed"
+    )
 
     @property
     def num_classes(self) -> int:

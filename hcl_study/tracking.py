@@ -89,8 +89,7 @@ _FAIL_FAST_HTTP = {
 }
 _ALLOWED_URIS = (
     "http(s)://host:port of a running `mlflow server`, sqlite:////absolute/path/mlflow.db, "
-    "postgresql+psycopg2://user:password@host:port/database, or a local folder path "
-    "(file:///abs/dir)"
+    "or postgresql+psycopg2://user:password@host:port/database"
 )
 _http_settings_lock = threading.RLock()
 _Result = TypeVar("_Result")
@@ -318,7 +317,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     HTTP(S) servers must answer `/health`; PostgreSQL must accept a connection; for SQLite the
     database's folder, or the nearest folder above it that exists, must be writable (nothing
     is created here: `StudyRun.start_or_resume` makes the folder). Plain paths and file://
-    URIs are accepted as they are.
+    URIs (MLflow's file store, which MLflow 3 opens only on an opt-out) are refused.
 
     Raises:
         UserError: Unsupported scheme, or a server that does not answer within `timeout_s`.
@@ -344,7 +343,14 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
             raise _unusable(uri, f"{existing} is not a writable folder")
     elif scheme.startswith("postgresql"):
         _check_postgres(uri, timeout_s)
-    elif scheme not in ("", "file"):
+    elif scheme in ("", "file"):
+        folder = Path(urlsplit(uri).path if scheme else uri).resolve()
+        raise _unusable(
+            uri,
+            "a folder is MLflow's file store, which MLflow 3 keeps in maintenance mode and "
+            f"refuses to open; use an SQLite file in it instead: sqlite:///{folder}/mlflow.db",
+        )
+    else:
         raise _unusable(uri, f"the scheme {scheme!r} is not supported")
 
 
@@ -472,7 +478,7 @@ class StudyRun:
             spec: The study spec, logged as flattened params.
             spec_path: The spec file, logged as `spec.yaml`; `spec` dumped as YAML when None.
             artifact_location: Artifact root of a new experiment; MLflow's default when None
-                (for SQLite and file stores that is `./mlruns` in the working directory).
+                (for SQLite that is `./mlruns` in the working directory).
             call_timeout_s: How long each call retries while the server is unreachable.
 
         Raises:
@@ -596,8 +602,8 @@ class TrialRun:
 
     Attributes:
         run_id: The child run.
-        last_logged_step: The highest epoch handed to `log_epoch` (or found in the run when it
-            was reopened); -1 for a new run. `log_epoch` skips epochs at or below it.
+        logged_steps: Per metric, the highest epoch handed to `log_epoch` (or found in the
+            run when it was reopened). `log_epoch` skips a metric at or below its step.
         flush_timeout_s: Deadline for retried calls and for the final flush in `finish`.
     """
 
@@ -605,12 +611,12 @@ class TrialRun:
         self,
         tracking_uri: str,
         run_id: str,
-        last_logged_step: int = -1,
+        logged_steps: dict[str, int] | None = None,
         flush_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         self._client = MlflowClient(tracking_uri)
         self.run_id = run_id
-        self.last_logged_step = last_logged_step
+        self.logged_steps = dict(logged_steps or {})
         self.flush_timeout_s = flush_timeout_s
         self._pending: list[list[Metric]] = []
 
@@ -658,12 +664,12 @@ class TrialRun:
         run, existed = _find_or_create_run(
             client, experiment_id, filter_string, create, "create the trial run", flush_timeout_s
         )
-        last_step = -1
+        logged_steps = {}
         if existed:
             reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
             _call(reopen, "reopen the trial run", flush_timeout_s)
             _set_tags(client, run.info.run_id, {"hcl.status": "running"}, flush_timeout_s)
-            last_step = _last_step(client, run, flush_timeout_s)
+            logged_steps = _logged_steps(client, run, flush_timeout_s)
         run_id = run.info.run_id
         conflicts = _log_params(client, run_id, params, run.data.params, flush_timeout_s)
         if conflicts:
@@ -671,7 +677,12 @@ class TrialRun:
                 f"Trial {trial_id} reopened run {run_id}, which holds a different config: "
                 + ", ".join(conflicts[:10])
             )
-        return cls(tracking_uri, run_id, last_step, flush_timeout_s)
+        return cls(tracking_uri, run_id, logged_steps, flush_timeout_s)
+
+    @property
+    def last_logged_step(self) -> int:
+        """The highest epoch logged for any metric; -1 for a new run."""
+        return max(self.logged_steps.values(), default=-1)
 
     @property
     def pending_epochs(self) -> int:
@@ -681,20 +692,23 @@ class TrialRun:
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Log one epoch's metrics at `step = epoch` in one request.
 
-        Epochs at or below `last_logged_step` are skipped (a retried trial re-runs them with
-        identical values). When the server cannot be reached, the metrics stay buffered and
-        are sent, in step order, by the next call or by `finish`.
+        A metric already logged at this epoch or later is skipped (a retried trial re-runs
+        epochs with identical values); per metric, because a file store writes one file per
+        metric, so a worker killed mid-epoch leaves some of its metrics logged. When the
+        server cannot be reached, the metrics stay buffered and are sent, in step order, by
+        the next call or by `finish`.
 
         Raises:
             TrackingError: The server refused the metrics (e.g. an invalid key).
         """
-        if epoch <= self.last_logged_step:
+        unlogged = [key for key in metrics if epoch > self.logged_steps.get(key, -1)]
+        if not unlogged:
             return
         timestamp = int(time.time() * 1000)
         self._pending.append(
-            [Metric(key, float(value), timestamp, epoch) for key, value in metrics.items()]
+            [Metric(key, float(metrics[key]), timestamp, epoch) for key in unlogged]
         )
-        self.last_logged_step = epoch
+        self.logged_steps.update(dict.fromkeys(unlogged, epoch))
         self._flush_once()
 
     def _flush_once(self) -> Exception | None:
@@ -771,15 +785,15 @@ class TrialRun:
         _close_trial_run(self._client, self.run_id, status, regime, self.flush_timeout_s)
 
 
-def _last_step(client: MlflowClient, run: Run, timeout_s: float) -> int:
-    """The highest step logged for any metric of `run`; -1 when none was."""
-    last = -1
+def _logged_steps(client: MlflowClient, run: Run, timeout_s: float) -> dict[str, int]:
+    """The highest step logged for each metric of `run`."""
+    logged = {}
     for key in run.data.metrics:
         history = _call(
             partial(client.get_metric_history, run.info.run_id, key), "read metrics", timeout_s
         )
-        last = max([last, *(metric.step for metric in history)])
-    return last
+        logged[key] = max((metric.step for metric in history), default=-1)
+    return logged
 
 
 def spectrum_figure(spectrum: np.ndarray) -> Figure:

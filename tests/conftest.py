@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # the CLI's default store; tests name theirs
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from mlflow_server import mlflow_server, mlflow_server_factory  # noqa: F401,E402

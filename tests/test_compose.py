@@ -96,6 +96,20 @@ def test_ray_workers_reserve_gpus_and_shared_memory(services: dict[str, dict[str
     assert {"--head", "--block", "--port=6379"} <= set(head["command"])
 
 
+def test_ray_nodes_share_the_studies_and_read_the_datasets(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A study runs in the image's working folder, /data/studies (its folder and Tune's
+    storage), which every node must see; datasets are read-only at the same path on all."""
+    dockerfile = (ROOT / services["ray-head"]["build"]["dockerfile"]).read_text(encoding="utf-8")
+    assert dockerfile.rstrip().endswith("WORKDIR /data/studies")
+    for name in ("ray-head", "ray-worker"):
+        volumes = services[name]["volumes"]
+        assert "studies:/data/studies" in volumes, name
+        assert "${HCL_DATA_DIR}:/data/datasets:ro" in volumes, name
+        assert environment(services[name])["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
 def test_credentials_are_only_env_references(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         for key, value in environment(service).items():
@@ -119,11 +133,17 @@ def test_one_image_and_pinned_versions_for_ray(services: dict[str, dict[str, Any
     head, worker, mlflow = services["ray-head"], services["ray-worker"], services["mlflow"]
     assert head["image"] == worker["image"]
     assert head["build"] == worker["build"]
-    assert head["build"]["args"] == {"PYTHON_VERSION": "3.11", "RAY_VERSION": "2.60.0"}
+    client = metadata.version("mlflow")
+    assert head["build"]["args"] == {
+        "PYTHON_VERSION": "3.11",
+        "RAY_VERSION": "2.60.0",
+        "MLFLOW_VERSION": client,
+    }
     assert mlflow["build"]["args"]["PYTHON_VERSION"] == "3.11"
-    assert mlflow["build"]["args"]["MLFLOW_VERSION"] == metadata.version("mlflow")
+    assert mlflow["build"]["args"]["MLFLOW_VERSION"] == client
     dockerfile = (ROOT / head["build"]["dockerfile"]).read_text(encoding="utf-8")
     assert "ARG RAY_VERSION=2.60.0" in dockerfile
+    assert f"ARG MLFLOW_VERSION={client}" in dockerfile
     assert "pip install ." in dockerfile
 
 

@@ -84,7 +84,12 @@ def locate(spec: StudySpec, *, tracking_uri: str | None, storage: str | None) ->
     storage_path = storage or spec.storage_path or str(study_dir / "ray")
     if "://" not in storage_path:
         storage_path = str(Path(storage_path).resolve())
-    uri = tracking_uri or spec.tracking_uri or default_tracking_uri(study_dir)
+    uri = (
+        tracking_uri
+        or spec.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or default_tracking_uri(study_dir)
+    )
     return StudyLocation(spec.name, str(study_dir), storage_path, uri)
 
 

@@ -190,9 +190,13 @@ class StudySpec(_Strict):
     @property
     def max_epochs(self) -> int:
         """The longest trial: the largest `epochs` of the space, else the base's."""
-        if "epochs" in self.space:
-            return max(self.space["epochs"].values_of(self.space["epochs"].kind))
-        return self.base_config.epochs
+        return self.largest("epochs")
+
+    def largest(self, field: str) -> Any:
+        """The largest value of a top-level training field over the space, else the base's."""
+        if field in self.space:
+            return max(self.space[field].values_of(self.space[field].kind))
+        return getattr(self.base_config, field)
 
     def num_categories(self) -> int:
         """Combinations of the `choice` axes (each gets its own boundary)."""
@@ -363,6 +367,14 @@ def parse_study_spec(raw: dict[str, Any], *, source: str = "study spec") -> Stud
             f"Invalid {source}: scheduler.grace_period: ASHA's first rung "
             f"({spec.scheduler.grace_period} epochs) must come within the longest trial "
             f"({spec.max_epochs} epochs); allowed: 1 to {spec.max_epochs}."
+        )
+    threads, cpus = spec.largest("cpu_threads"), max(1, math.floor(spec.resources.cpu))
+    if threads > cpus:
+        field = "space.cpu_threads" if "cpu_threads" in spec.space else "base.cpu_threads"
+        raise UserError(
+            f"Invalid {source}: {field}: a trial would run {threads} torch threads on the "
+            f"{spec.resources.cpu:g} CPUs Ray gives it (resources.cpu); allowed: at most "
+            f"{cpus}, or raise resources.cpu."
         )
     return spec
 

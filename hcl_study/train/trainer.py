@@ -87,6 +87,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: DataBundle | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
+        # The thread count splits CPU reductions differently, so it would otherwise make the
+        # same seed give other metrics on another machine (Ray sets it from the trial's CPUs).
+        torch.set_num_threads(config.cpu_threads)
         seed_everything(config.seed)
         self.data = data if data is not None else load_dataset(config.data)
         self.model = build_model(config, self.data.input_shape).to(self.device)

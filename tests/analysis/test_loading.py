@@ -129,7 +129,9 @@ def test_unknown_study_names_the_study_and_the_uri(smoke_study: SmokeStudy, tmp_
     assert not missing.exists(), "reading must not create a store"
 
 
-def test_study_tracking_uri_prefers_study_json(smoke_study: SmokeStudy, tmp_path: Path) -> None:
+def test_study_tracking_uri_prefers_study_json(
+    smoke_study: SmokeStudy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     studies = smoke_study.root / "studies"
     assert study_tracking_uri(smoke_study.name, studies) == smoke_study.tracking_uri
     (tmp_path / "local").mkdir()
@@ -138,6 +140,11 @@ def test_study_tracking_uri_prefers_study_json(smoke_study: SmokeStudy, tmp_path
     assert local == f"sqlite:///{(tmp_path / 'local' / 'mlflow.db').resolve()}"
     with pytest.raises(UserError, match="'absent'.*sqlite:///"):
         study_tracking_uri("absent", tmp_path)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    assert study_tracking_uri(smoke_study.name, studies) == smoke_study.tracking_uri
+    assert study_tracking_uri("local", tmp_path) == "http://mlflow.internal:5000"
+    assert study_tracking_uri("absent", tmp_path) == "http://mlflow.internal:5000"
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,26 @@ def test_resume_produces_the_files_of_an_uninterrupted_run(
     assert (whole / "config.yaml").read_text() == (split / "config.yaml").read_text()
 
 
+def test_resume_with_another_config_is_refused(tmp_path: Path, small_config: Path) -> None:
+    """Resuming continues the run in OUT: a changed field other than epochs (which would mix
+    two configs in one run, and the restored optimizer would keep the old learning rate) is
+    refused, naming the fields, and leaves the run as it was."""
+    out = tmp_path / "run"
+    common = ("train", "--config", str(small_config), "--out", str(out))
+    assert invoke(*common, "--set", "epochs=2").exit_code == 0
+    before = {name: (out / name).read_bytes() for name in RUN_FILES}
+
+    changed = ("--set", "loss.beta=0", "--set", "optimizer.lr=0.01", "--set", "model.width=64")
+    refused = invoke(*common, "--set", "epochs=4", *changed, "--resume")
+
+    assert refused.exit_code == 2, refused.output
+    assert "--resume:" in refused.output and "only epochs may change" in refused.output
+    for field in ("loss.beta: 2.0 -> 0", "optimizer.lr: 0.001 -> 0.01", "model.width: "):
+        assert field in refused.output, refused.output
+    assert "epochs:" not in refused.output.replace("only epochs may", "")
+    assert {name: (out / name).read_bytes() for name in RUN_FILES} == before
+
+
 def test_help_lists_every_option() -> None:
     result = invoke("train", "--help")
 

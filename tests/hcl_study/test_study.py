@@ -63,11 +63,15 @@ def check_complete_study(
 
 
 def test_smoke_study_against_mlflow_server(mlflow_server: Any, tmp_path: Path) -> None:
-    """`hcl-study study` as a user runs it, logging to a real `mlflow server`."""
+    """`hcl-study study` as a user runs it, logging to a real `mlflow server` named by
+    MLFLOW_TRACKING_URI (as in the compose deployment)."""
+    import os
+
     storage = tmp_path / "ray"
     completed = subprocess.run(
-        [*CLI, "study", str(SMOKE), "--tracking-uri", mlflow_server.uri, "--storage", str(storage)],
+        [*CLI, "study", str(SMOKE), "--storage", str(storage)],
         cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.uri},
         capture_output=True,
         text=True,
         timeout=600,
@@ -76,6 +80,7 @@ def test_smoke_study_against_mlflow_server(mlflow_server: Any, tmp_path: Path) -
     assert "Best trial for erank_means" in completed.stdout
     assert f"open {mlflow_server.uri}" in completed.stdout
     check_complete_study(mlflow_server.uri, "smoke", storage / "smoke", epochs=3, trials=4)
+    assert not (tmp_path / "studies" / "smoke" / "mlflow.db").exists()
 
 
 def test_smoke_study_with_default_sqlite_store(

@@ -194,6 +194,27 @@ def test_reopened_trial_continues_its_run_without_duplicate_steps(
         )  # fmt: skip
 
 
+def test_retry_after_a_partly_written_epoch_logs_each_metric_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file store (hcl-study refuses one as its URI, but an `mlflow server` can be backed by
+    one) writes a file per metric, so a worker killed while writing an epoch leaves only some
+    of its metrics at that step. The retry logs the missing ones and no metric twice."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # as an `mlflow server` may run it
+    uri = str(tmp_path / "mlruns")  # a plain path: MLflow's file store
+    study = StudyRun.start_or_resume(uri, "partial-epoch", {"a": 1})
+    first = open_trial(study, "trial_a")
+    first.log_epoch(0, {"loss": 1.0, "nc1": 0.0})
+    MlflowClient(uri).log_metric(first.run_id, "loss", 0.5, step=1)  # killed after this file
+    retry = open_trial(study, "trial_a")
+    assert retry.logged_steps == {"loss": 1, "nc1": 0} and retry.last_logged_step == 1
+    for epoch in range(3):
+        retry.log_epoch(epoch, {"loss": 1.0 / (epoch + 1), "nc1": 0.5 * epoch})
+    retry.finish("finished")
+    assert steps(uri, first.run_id, "loss") == [0, 1, 2]
+    assert metric_history(uri, first.run_id, "nc1") == [(0, 0.0), (1, 0.5), (2, 1.0)]
+
+
 def test_resumed_study_reopens_its_parent_run(mlflow_server: MlflowServer) -> None:
     name = unique_name("resume")
     spec = {"name": name, "search": {"loss.beta": [0, 1, 5]}}
@@ -307,6 +328,8 @@ def test_check_tracking_uri_accepts_a_running_server(mlflow_server: MlflowServer
         ("http://127.0.0.1:{port}", "no MLflow server answers"),
         ("postgresql+psycopg2://hcl:s3cret@127.0.0.1:{port}/db", "PostgreSQL does not accept"),
         ("ftp://127.0.0.1:{port}/runs", "scheme 'ftp' is not supported"),
+        ("/tmp/mlruns-{port}", "file store, which MLflow 3 keeps in maintenance mode"),
+        ("file:///tmp/mlruns-{port}", "use an SQLite file in it instead: sqlite:////tmp/mlruns-"),
     ],
 )
 def test_check_tracking_uri_refuses_unusable_uris(uri_template: str, named: str) -> None:

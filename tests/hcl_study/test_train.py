@@ -82,6 +82,29 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not() -> None:
     assert not np.array_equal(other[-1].class_means, first[-1].class_means)
 
 
+def test_cpu_threads_fix_the_results_whatever_the_process_had() -> None:
+    """CPU float sums depend on the thread count (Ray sets it from a trial's CPUs, a plain
+    process takes every core), so the config fixes it: the same config gives the same run."""
+    config = small_config(
+        epochs=2,
+        **{"model.width": 256, "data.input_dim": 32, "data.num_train": 1000, "batch_size": 250},
+    )
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        on_two = train(config)
+        torch.set_num_threads(1)
+        on_one = train(config)
+        assert torch.get_num_threads() == config.cpu_threads == 1
+        assert_same_run(on_two, on_one)
+        torch.set_num_threads(1)
+        with_two = train(config.model_copy(update={"cpu_threads": 2}))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.metrics for r in with_two] != [r.metrics for r in on_one], "threads change sums"
+
+
 @pytest.mark.parametrize(
     ("estimator", "optimizer"), [("reweight", "adam"), ("sample", "adam"), ("reweight", "sgd")]
 )

@@ -183,6 +183,11 @@ STUDY_CASES: dict[str, Case] = {
         spec_text(tracking_uri="ftp://127.0.0.1/mlflow"),
         ("tracking_uri", "scheme 'ftp' is not supported", "Allowed"),
     ),
+    "file_store_tracking_uri": Case(
+        spec_text(),
+        ("tracking_uri", "MLflow's file store", "in it instead: sqlite:////", "/mlruns/mlflow.db"),
+        args=("--tracking-uri", "{root}/mlruns"),
+    ),
     "ray_address_not_answering": Case(
         spec_text(),
         ("--address", "no Ray head answers at 127.0.0.1:", "ray start --head"),
@@ -260,6 +265,10 @@ STUDY_CASES: dict[str, Case] = {
     "nested_space_keys": Case(
         spec_text(space={"loss": {"beta": {"uniform": [0.0, 30.0]}}}),
         ("space", "dotted paths", "'loss.beta: {uniform: ...}'"),
+    ),
+    "cpu_threads_beyond_the_trial_cpus": Case(
+        spec_text(base={**SMOKE_BASE, "cpu_threads": 2}, resources={"cpu": 1}),
+        ("base.cpu_threads", "2 torch threads", "resources.cpu", "at most 1"),
     ),
     "space_key_not_a_path": Case(
         spec_text(space={1: {"grid": [1.0, 2.0]}}),

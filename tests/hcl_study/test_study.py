@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from mlflow import MlflowClient
+from smoke_study import SmokeStudy
 from study_checks import metric_steps, study_runs, tune_iterations, tune_trial_configs
 
 from analysis.boundary import estimate_phase_boundary
@@ -325,3 +326,32 @@ def _report_inputs(tracking_uri: str) -> tuple[Any, Any, Any]:
     data = load_study_data(tracking_uri, "boundary")
     trials = add_order_parameters(data.trials)
     return data, trials, estimate_phase_boundary(trials)
+
+
+def test_a_trial_logs_what_a_plain_training_run_of_its_config_gives(
+    smoke_study: SmokeStudy,
+) -> None:
+    """The same config gives the same metrics in a Ray trial (Ray sets the worker's threads
+    from its CPUs) and in a plain process with other threads (this one): bit for bit."""
+    import torch
+
+    from hcl_study.study.spec import load_study_spec
+    from hcl_study.train import train
+
+    study_dir = smoke_study.root / "studies" / smoke_study.name
+    spec = load_study_spec(study_dir / "spec.yaml")
+    configs = tune_trial_configs(study_dir / "ray" / smoke_study.name)
+    _, children = study_runs(smoke_study.tracking_uri, smoke_study.name)
+    finished = [run for run in children if run.data.tags["hcl.status"] == "finished"]
+    assert len(finished) == smoke_study.num_trials - 1
+    client = MlflowClient(smoke_study.tracking_uri)
+    threads = torch.get_num_threads()
+    for run in finished[:2]:
+        torch.set_num_threads(2)  # what a plain process on this machine starts with
+        try:
+            results = train(spec.trial_config(configs[run.data.tags["hcl.trial_id"]]))
+        finally:
+            torch.set_num_threads(threads)
+        for key in set(results[0].metrics) - {"epoch_seconds"}:
+            logged = [m.value for m in client.get_metric_history(run.info.run_id, key)]
+            assert logged == [float(result.metrics[key]) for result in results], key

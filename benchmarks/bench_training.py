@@ -15,13 +15,14 @@ Measures, on one machine in one run:
 
 Prints a table and writes benchmarks/results/training.json.
 
-Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--output PATH]
+Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--threads N] [--output PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -54,9 +55,10 @@ def timed(device: torch.device, work: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
-def make_trainer(device: str, **overrides: Any) -> Trainer:
+def make_trainer(device: str, threads: int, **overrides: Any) -> Trainer:
     """A fresh trainer of configs/latent_class.yaml with dotted-path overrides."""
-    raw = with_overrides(read_yaml_file(CONFIG_PATH), {"device": device, **overrides})
+    settings = {"device": device, "cpu_threads": threads, **overrides}
+    raw = with_overrides(read_yaml_file(CONFIG_PATH), settings)
     return Trainer(TrainConfig.model_validate(raw))
 
 
@@ -150,12 +152,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and reference steps")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (cpu_threads)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
     args = parser.parse_args()
     epochs, ref_steps = (2, 2) if args.quick else (5, None)
 
     trainers = {
-        estimator: make_trainer(args.device, **{"loss.estimator": estimator})
+        estimator: make_trainer(args.device, args.threads, **{"loss.estimator": estimator})
         for estimator in ("reweight", "sample")
     }
     for trainer in trainers.values():
@@ -165,7 +170,7 @@ def main() -> None:
         timed(trainers["reweight"].device, trainers["reweight"].run_epoch)[0] for _ in range(epochs)
     ]
 
-    reference = make_trainer(args.device)
+    reference = make_trainer(args.device, args.threads)
     steps_per_epoch = len(reference.data.train) // reference.config.batch_size
     batch = reference.config.batch_size
     reference_steps(reference, 1)  # warm-up

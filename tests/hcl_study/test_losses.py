@@ -456,6 +456,9 @@ def test_views_with_ucl_negatives_take_every_view(self_negative: bool) -> None:
     [
         ("tau", 0.0, "tau must be"),
         ("tau", -1.0, "tau must be"),
+        ("tau", math.inf, "tau must be"),
+        ("beta", math.nan, "beta must be"),
+        ("negative_scale", math.inf, "negative_scale must be"),
         ("beta", -0.5, "beta must be"),
         ("loss", "hscl", r"loss must be one of \('scl', 'ucl'\)"),
         ("estimator", "exact", r"estimator must be one of \('reweight', 'sample'\)"),

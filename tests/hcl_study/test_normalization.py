@@ -51,6 +51,27 @@ def test_sphere_keeps_zero_vector_finite() -> None:
     assert torch.isfinite(z.grad).all()
 
 
+@pytest.mark.parametrize(("mode", "norm"), [("ball", 1.7), ("ball", 30.0), ("sphere", 0.3)])
+def test_projection_gradient_is_the_tangent_projection(mode: str, norm: float) -> None:
+    """Where z is divided by its norm, d(z/‖z‖)/dz = (I − uuᵀ)/‖z‖ with u = z/‖z‖: the norm
+    is differentiated, not treated as a constant."""
+    z = features_with_norms([norm])[0]  # (d,)
+    jacobian = torch.autograd.functional.jacobian(
+        lambda row: normalize_features(row[None, :], mode)[0], z
+    )  # (d, d)
+    u = z / z.norm()
+    expected = (torch.eye(len(z), dtype=z.dtype) - torch.outer(u, u)) / norm
+    torch.testing.assert_close(jacobian, expected)
+
+
+def test_ball_gradient_inside_is_the_identity() -> None:
+    z = features_with_norms([0.3])[0]
+    jacobian = torch.autograd.functional.jacobian(
+        lambda row: normalize_features(row[None, :], "ball")[0], z
+    )
+    torch.testing.assert_close(jacobian, torch.eye(len(z), dtype=z.dtype))
+
+
 def test_none_is_identity() -> None:
     z = features_with_norms(NORMS)
     assert normalize_features(z, "none") is z

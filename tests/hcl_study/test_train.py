@@ -167,6 +167,56 @@ def test_exploding_run_ends_diverged_after_that_epoch() -> None:
     assert not any(result.diverged for result in results[:-1])
 
 
+@pytest.mark.parametrize("estimator", ["reweight", "sample"])
+def test_logged_losses_are_the_means_over_the_full_batches_of_the_epoch(
+    estimator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`loss` is the mean of the training losses of the epoch's full batches (210 samples in
+    batches of 50: 4 batches, the ragged 10 dropped), and `loss_hard` / `loss_plain` the means
+    of the exact β and β = 0 losses of those same batches."""
+    from hcl_study.losses import contrastive_loss
+    from hcl_study.train import trainer as trainer_module
+
+    batches: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+
+    def recording_loss(z: torch.Tensor, labels: torch.Tensor, **options: Any) -> torch.Tensor:
+        value = contrastive_loss(z, labels, **options)
+        if "generator" in options:  # the training loss, not the logged pair
+            batches.append((z.detach().clone(), labels.clone(), value.item()))
+        return value
+
+    monkeypatch.setattr(trainer_module, "contrastive_loss", recording_loss)
+    config = small_config(epochs=1, **{"data.num_train": 210, "loss.estimator": estimator})
+    (result,) = train(config)
+
+    assert [len(labels) for _, labels, _ in batches] == [50] * 4
+    cfg = config.loss
+    exact = dict(loss=cfg.name, tau=cfg.tau, negative_scale=cfg.negative_scale)
+    hard = [contrastive_loss(z, y, beta=cfg.beta, **exact).item() for z, y, _ in batches]
+    plain = [contrastive_loss(z, y, beta=0.0, **exact).item() for z, y, _ in batches]
+    assert result.metrics["loss"] == pytest.approx(np.mean([v for *_, v in batches]), rel=1e-12)
+    assert result.metrics["loss_hard"] == pytest.approx(np.mean(hard), rel=1e-12)
+    assert result.metrics["loss_plain"] == pytest.approx(np.mean(plain), rel=1e-12)
+    assert result.metrics["loss_hard"] > result.metrics["loss_plain"] + 1e-3
+
+
+def test_a_non_finite_training_loss_ends_the_epoch_diverged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A NaN loss is divergence even when the (untouched) model still embeds finitely."""
+    from hcl_study.train import trainer as trainer_module
+
+    def nan_loss(z: torch.Tensor, labels: torch.Tensor, **options: Any) -> torch.Tensor:
+        return z.sum() * math.nan
+
+    monkeypatch.setattr(trainer_module, "contrastive_loss", nan_loss)
+    (result,) = train(small_config(epochs=3))
+
+    assert result.regime == DIVERGED and result.metrics["regime_code"] == REGIME_CODES[DIVERGED]
+    assert math.isnan(result.metrics["loss"])
+    assert math.isfinite(result.metrics["etf_distance"]), "the geometry itself is finite"
+
+
 def test_nan_weights_diverge_without_raising_with_the_sampling_estimator() -> None:
     config = small_config(epochs=4, **{"loss.estimator": "sample"})
     trainer = Trainer(config)

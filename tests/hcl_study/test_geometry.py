@@ -243,3 +243,89 @@ def test_bad_labels_are_rejected() -> None:
         accumulator.update(np.zeros((2, 2)), np.array([0, 3]))
     with pytest.raises(ValueError, match="shape"):
         accumulator.update(np.zeros((2, 3)), np.array([0, 1]))
+
+
+def means_with_singular_values(singular_values: tuple[float, float, float]) -> np.ndarray:
+    """Means (4, 3) = U diag(s) with U's columns orthonormal and orthogonal to 1 (centred)."""
+    hadamard = 0.5 * np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=np.float64)
+    return hadamard * np.array(singular_values)
+
+
+def test_exactly_zero_singular_values_of_the_means_are_collapsed_not_diverged() -> None:
+    """0 log 0 = 0 in erank_means: axis-aligned rank-1 means give erank 1 and regime DC."""
+    means = np.array([[1, 1, 0], [2, 1, 0], [3, 1, 0], [4, 1, 0]], dtype=np.float64)
+    noise = np.array([0.0, 0.0, 0.25])  # +-noise keeps the means (hence the zeros) exact
+    z = np.concatenate([means + noise, means - noise])
+    metrics = compute_geometry(z, np.tile(np.arange(4), 2), 4)
+    assert metrics["erank_means"] == pytest.approx(1.0, rel=1e-12)
+    assert metrics["rank_bound"] == 3 and metrics["dc_count"] == 2
+    np.testing.assert_array_equal(metrics["spectrum"], [1.0, 0.0, 0.0])
+    assert classify_regime(metrics) == "DC"
+
+
+def test_constant_encoder_gives_nan_metrics_without_raising() -> None:
+    """All features at one point: every class mean coincides, so NaN metrics and diverged."""
+    metrics = compute_geometry(np.full((12, 3), 0.7), np.arange(12) % 4, 4)
+    undefined = [key for key in METRIC_KEYS if key not in ("rank_bound", "num_classes_present")]
+    assert all(math.isnan(metrics[key]) for key in undefined)
+    assert metrics["rank_bound"] == 3 and metrics["num_classes_present"] == 4
+    assert np.isnan(metrics["spectrum"]).all() and len(metrics["spectrum"]) == 3
+    assert classify_regime(metrics) == "diverged"
+
+
+def test_rank_deficient_features_give_a_finite_rankme() -> None:
+    """Features of rank 2 in d=10 (round-off eigenvalues of Z^T Z < 0): RankMe of Z's SVD."""
+    rng = np.random.default_rng(9)
+    z = rng.normal(size=(50, 2)) @ rng.normal(size=(2, 10))  # (N, d), rank 2
+    singular_values = np.linalg.svd(z, compute_uv=False)
+    weights = singular_values / singular_values.sum() + 1e-7
+    expected = math.exp(-np.sum(weights * np.log(weights)))
+    # sqrt(eig(Z^T Z)) resolves the zero singular values only to ~1e-7 of the largest.
+    metrics = compute_geometry(z, np.arange(50) % 5, 5)
+    assert metrics["erank_features"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_within_class_averages_over_classes_not_samples() -> None:
+    """Unequal class sizes: within_class is the mean of the per-class mean deviations."""
+    z = np.array(
+        [[-1, 4], [1, 4], [7, 4], [13, 4], [10, 7], [10, 1]], dtype=np.float64
+    )  # class 0: mean (0, 4), deviations 1; class 1: mean (10, 4), deviations 3
+    metrics = compute_geometry(z, np.array([0, 0, 1, 1, 1, 1]), 2)
+    assert metrics["within_class"] == pytest.approx((1 + 3) / 2)  # per sample: 14/6
+    assert metrics["within_rel"] == pytest.approx(2 / 5)
+
+
+def test_erank_means_uses_the_singular_values_of_the_centred_means() -> None:
+    """Centred means with singular values (3, 2, 1): erank_means = exp(H(s / sum s))."""
+    means = means_with_singular_values((3.0, 2.0, 1.0))
+    metrics = compute_geometry(means, np.arange(4), 4)
+    weights = np.array([3.0, 2.0, 1.0]) / 6.0
+    expected = math.exp(-np.sum(weights * np.log(weights)))
+    assert metrics["erank_means"] == pytest.approx(expected, rel=1e-12)
+    assert metrics["erank_ratio"] == pytest.approx(expected / 3, rel=1e-12)
+
+
+def test_dc_count_threshold_is_one_thousandth_of_the_largest_eigenvalue() -> None:
+    """Spectrum (1, 5e-3, 5e-4): only 5e-4 is below 1e-3, so one collapsed dimension."""
+    means = means_with_singular_values((1.0, math.sqrt(5e-3), math.sqrt(5e-4)))
+    metrics = compute_geometry(means, np.arange(4), 4)
+    np.testing.assert_allclose(metrics["spectrum"], [1.0, 5e-3, 5e-4], rtol=1e-9)
+    assert metrics["dc_count"] == 1
+    assert metrics["dc_fraction"] == pytest.approx(1 / 3)
+
+
+def test_ncm_accuracy_counts_a_non_finite_sample_as_wrong() -> None:
+    """A NaN sample labelled 0 (the argmin of an all-NaN row) is misclassified."""
+    z = np.array([[np.nan, np.nan], [1.0, 1.0]])
+    means = np.array([[0.0, 0.0], [1.0, 1.0]])
+    assert ncm_accuracy(z, np.array([0, 1]), means) == 0.5
+
+
+def test_ncm_accuracy_is_exact_under_a_huge_common_offset() -> None:
+    """Means 1 apart at offset 1e8 (||m||^2 ~ 1e16, ulp 4): samples 0.4 off are all correct."""
+    means = np.array([[1e8, 1e8], [1e8 + 1, 1e8]])
+    steps = np.array([[0.4, 0], [-0.4, 0], [0, 0.4], [0, -0.4]])
+    z = np.concatenate([means[0] + steps, means[1] + steps])
+    labels = np.repeat([0, 1], 4)
+    assert ncm_accuracy(z, labels, means) == 1.0
+    assert compute_geometry(z, labels, 2)["ncm_accuracy"] == 1.0

@@ -225,3 +225,21 @@ def test_pooled_names_the_varied_params_that_are_neither_axes_nor_categories() -
     assert all(b.pooled is None for b in estimate_phase_boundary(table, **DOMAIN, **FAST))
     [level, _] = estimate_level_set(table, "erank_ratio", 0.5, params=params, **DOMAIN, **FAST)
     assert level.pooled == ("optimizer.lr",)
+
+
+def test_partial_trials_count_as_not_nc() -> None:
+    """'partial' is neither NC nor DC: with no NC trial the category is one regime."""
+    table = trial_table(seed=12, n=10).assign(regime=["partial"] * 6 + ["DC"] * 4)
+    [boundary] = estimate_phase_boundary(table, **DOMAIN, **FAST)
+    assert boundary.reason == "single regime (no NC: 6 partial, 4 DC)"
+    assert not boundary.points["nc"].any()
+
+
+def test_min_trials_itself_is_enough() -> None:
+    """4 trials in 1-D (the default minimum) are modelled, not refused as too few."""
+    table = trial_table(seed=2, n=4, tau=0.5)
+    [phase] = estimate_phase_boundary(table, y=None, **FAST)
+    [level] = estimate_level_set(table, "erank_ratio", 0.5, y=None, **FAST)
+    assert phase.status != "too_few_trials" and level.status != "too_few_trials"
+    [explicit] = estimate_phase_boundary(table, y=None, min_trials=5, **FAST)
+    assert explicit.reason == "too few trials (4 < 5)"

@@ -145,6 +145,8 @@ def test_claim_1_skips_non_finite_epochs_and_needs_the_pair() -> None:
         (5.0, 1.0, -2e-6, False),
         (5.0, 100.0, -5e-5, True),  # tolerance 1e-6 · 100 = 1e-4
         (5.0, 100.0, -2e-4, False),
+        (5.0, 0.1, -5e-7, True),  # |plain| < 1: the tolerance stays 1e-6, not 1e-6 · 0.1
+        (0.0, 0.1, 5e-7, True),
         (5.0, 1.0, 2e-6, True),  # β > 0: the hard loss may exceed the plain one by any amount
         (0.0, 1.0, 5e-7, True),  # β = 0: |gap| ≤ the same tolerance
         (0.0, 1.0, -5e-7, True),
@@ -185,6 +187,15 @@ def test_claim_1_leaves_out_runs_without_beta_and_counts_incomplete_pairs() -> N
         "2 epoch(s) with only one of the two losses logged skipped; "
         "1 run(s) without loss.beta left out"
     )
+
+
+def test_claim_1_takes_the_last_of_duplicate_history_rows() -> None:
+    """A re-logged (trial, epoch, metric) row replaces the earlier one (a resumed epoch)."""
+    history = _history({"a": [(3.0, 4.0)]})
+    rewritten = pd.DataFrame([("a", 0, "loss_hard", 5.0)], columns=history.columns)
+    history = pd.concat([history, rewritten], ignore_index=True)
+    assert loss_pairs(history)[["hard", "plain"]].values.tolist() == [[5.0, 4.0]]
+    assert check_loss_bound(BOUND_TRIALS, history).verdict == HOLDS
 
 
 def test_claim_2_verdicts_per_loss_with_counts_and_median_etf_distance() -> None:
@@ -287,6 +298,35 @@ def test_evaluate_claims_table_and_limits_name_the_ucl_cone() -> None:
     assert "one seed" in " ".join(paragraphs)
 
 
+ONE_SEED = "Every setting was run with one seed: no run-to-run spread is measured."
+
+
+def test_limits_say_one_seed_only_when_the_seed_never_varies() -> None:
+    trials = _table(_trial("a", "scl", 30.0, "ball", "NC"), _trial("b", "scl", 0.0, "ball", "DC"))
+    assert ONE_SEED in limits(trials)
+    assert ONE_SEED not in limits(trials.assign(seed=[0, 1]))
+
+
+def test_limits_take_normalized_ucl_runs_from_the_large_beta_on() -> None:
+    """β = 10 itself is large; a UCL run without normalization is left out of the check."""
+    trials = _table(
+        _trial("b", "ucl", 10.0, "sphere", "DC", mean_cos_means=-0.1),
+        _trial("n", "ucl", 30.0, "none", "DC", mean_cos_means=0.9),
+        _trial("s", "ucl", 5.0, "ball", "DC", mean_cos_means=0.9),
+    )
+    assert limits(trials)[0] == (
+        "HUCL at large β (β ≥ 10, ball or sphere): 1 runs, 1 DC; median erank ratio 0.333, "
+        "median cos(μ_c, μ_c′) -0.1 (an ETF has −1/(C−1) = -0.111). 1 of them do not end NC, "
+        "but none shows a cone here."
+    )
+
+
+def test_limits_count_a_mean_cosine_above_0_1_as_a_cone() -> None:
+    trials = _table(_trial("b", "ucl", 30.0, "ball", "DC", mean_cos_means=0.3))
+    assert "1 of them merge classes into a cone" in limits(trials)[0]
+    assert "(β=30, ball: DC, cos 0.3, erank ratio 0.333)" in limits(trials)[0]
+
+
 def test_limits_without_the_cosine_column_say_it_was_not_measured() -> None:
     trials = _table(_trial("b", "ucl", 30.0, "ball", "DC"))
     assert "mean_cos_means" not in trials
@@ -303,6 +343,8 @@ def test_mean_cosine_of_a_simplex_and_of_a_cone() -> None:
     assert mean_cosine(simplex) == pytest.approx(-1 / 3)
     cone = np.array([[1.0, 0.1], [1.0, -0.1], [np.nan, 0.0]])
     assert mean_cosine(cone) == pytest.approx((1 - 0.01) / 1.01)
+    zero_row = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])  # a zero mean has no direction
+    assert mean_cosine(zero_row) == pytest.approx(1 / np.sqrt(2))
 
 
 def test_phase_axes_code_the_category_as_rows_unless_tau_varies() -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 from scipy.stats import multivariate_normal
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
 from hcl_study.levelset import (
     Axis,
@@ -19,6 +20,9 @@ from hcl_study.levelset import (
     gp_level_set,
     misclassification_reduction,
     propose,
+    sobol_points,
+    space_filling_point,
+    straddle,
     symmetric_difference_fraction,
     to_unit,
     unit_grid,
@@ -92,6 +96,32 @@ def test_gp_level_set_recovers_a_noisy_linear_boundary() -> None:
     assert np.all(estimate.lower <= estimate.field) and np.all(estimate.field <= estimate.upper)
 
 
+def test_gp_level_set_band_is_the_mean_plus_or_minus_1_96_latent_std() -> None:
+    """lower / upper are μ ∓ 1.96σ of the latent posterior on the grid."""
+    unit = np.linspace(0.0, 1.0, 6)[:, None]  # (6, 1)
+    gp = fit_gp_regression(unit, np.sin(4 * unit[:, 0]), seed=0)
+    estimate = gp_level_set(gp, [Axis("x", 0, 1)], 0.2, resolution=25)
+    mean, std = gp.predict(np.linspace(0.0, 1.0, 25)[:, None])
+    assert np.max(std) > 1e-3  # a band of real width, so the factor is measured
+    np.testing.assert_allclose(estimate.upper - estimate.field, 1.96 * std, atol=1e-9)
+    np.testing.assert_allclose(estimate.field - estimate.lower, 1.96 * std, atol=1e-9)
+
+
+def test_gp_regression_is_equivariant_to_the_scale_of_y() -> None:
+    """y standardized by its std: y × 1000 gives mean and latent std × 1000, same model."""
+    rng = np.random.default_rng(7)
+    unit = rng.random((10, 2))
+    values = np.sin(3 * unit[:, 0]) + unit[:, 1] + 0.05 * rng.normal(size=10)
+    query = rng.random((5, 2))
+    small = fit_gp_regression(unit, values, seed=0)
+    large = fit_gp_regression(unit, 1e3 * values, seed=0)
+    assert large.y_scale == pytest.approx(1e3 * np.std(values))
+    mean, std = small.predict(query)
+    large_mean, large_std = large.predict(query)
+    np.testing.assert_allclose(large_mean, 1e3 * mean, rtol=1e-5)
+    np.testing.assert_allclose(large_std, 1e3 * std, rtol=1e-5)
+
+
 def test_fantasized_pending_point_shrinks_variance_but_not_the_mean() -> None:
     rng = np.random.default_rng(2)
     unit = rng.random((12, 2))
@@ -160,6 +190,27 @@ def test_misclassification_reduction_matches_monte_carlo_conditioning() -> None:
     assert np.argsort(scores).tolist() == np.argsort(simulated).tolist()
 
 
+def test_misclassification_reduction_accounts_for_observation_noise() -> None:
+    """With a fixed noise variance of 0.5 (standardized), the closed form still matches the
+    Monte Carlo conditioning; ignoring the noise would about double the reductions."""
+    rng = np.random.default_rng(5)
+    unit = rng.random((8, 2))  # (8, 2)
+    values = np.tanh(4 * (unit[:, 0] + 0.3 * unit[:, 1] - 0.6)) + 0.05 * rng.normal(size=8)
+    kernel = ConstantKernel(1.0) * Matern(length_scale=[0.3, 0.3], nu=2.5) + WhiteKernel(0.5)
+    gp = fit_gp_regression(unit, values, kernel=kernel, optimize=False)
+    assert gp.noise_variance == 0.5
+    reference = rng.random((25, 2))  # (25, 2)
+    candidates = np.array([[0.5, 0.5], [0.2, 0.9], [0.95, 0.05]])  # (3, 2)
+    scores = misclassification_reduction(gp, candidates, reference, 0.1)  # (3,)
+    mean, std = gp.predict(reference)
+    current = np.sum(ndtr(-np.abs(mean - 0.1) / std))
+    simulated = [
+        current - _misclassification_after_one_more_trial(gp, x, reference, 0.1, 4000)
+        for x in candidates
+    ]  # about 0.56, 0.45 and 0.44 of a current 7.4 (noise left out: 0.98, 0.99, 0.66)
+    np.testing.assert_allclose(scores, simulated, rtol=0.05, atol=0.005)
+
+
 def test_misclassification_reduction_is_never_negative() -> None:
     rng = np.random.default_rng(6)
     unit = rng.random((10, 2))
@@ -167,6 +218,24 @@ def test_misclassification_reduction_is_never_negative() -> None:
     scores = misclassification_reduction(gp, rng.random((200, 2)), rng.random((100, 2)), 0.2)
     assert np.all(scores >= -1e-9)
     assert np.max(scores) > 0
+
+
+def test_straddle_is_1_96_std_minus_the_distance_to_the_level() -> None:
+    assert straddle(np.array(0.0), np.array(1.0), 0.0) == pytest.approx(1.96)
+    np.testing.assert_allclose(
+        straddle(np.array([1.0, -0.5]), np.array([0.5, 2.0]), 0.2), [0.98 - 0.8, 3.92 - 0.7]
+    )
+
+
+def test_space_filling_point_is_the_maximin_sobol_candidate() -> None:
+    """Nine points at the origin and one at (1, 1): the mean distance is largest near (1, 1),
+    the smallest distance near the corners (1, 0) and (0, 1), which maximin must pick."""
+    avoid = np.array([[0.0, 0.0]] * 9 + [[1.0, 1.0]])  # (10, 2)
+    point = space_filling_point(2, avoid, n_candidates=256, seed=3)
+    candidates = sobol_points(2, 256, 3)  # (256, 2), as space_filling_point draws them
+    nearest = np.array([np.min(np.linalg.norm(avoid - c, axis=1)) for c in candidates])
+    assert np.min(np.linalg.norm(avoid - point, axis=1)) == pytest.approx(nearest.max())
+    assert nearest.max() > 0.9  # a corner, far from both clusters
 
 
 @pytest.mark.parametrize("acquisition", ["sur", "straddle"])
@@ -230,6 +299,19 @@ def test_probability_uncertainty_is_high_at_the_boundary_and_low_away_from_it(me
     assert lower[0] > 0.5 and upper[2] < 0.5
     assert wrong_side[1] > 0.2  # at the boundary either side is plausible
     assert wrong_side[0] < 0.05 and wrong_side[2] < 0.05
+
+
+def test_logistic_uncertainty_band_is_the_5_95_percent_bootstrap_quantiles() -> None:
+    rng = np.random.default_rng(8)
+    unit = rng.random((40, 2))
+    labels = (unit[:, 0] < 0.5) ^ (rng.random(40) < 0.15)
+    model = fit_probability(unit, labels, method="logistic")
+    query = np.array([[0.3, 0.5], [0.5, 0.5], [0.7, 0.2]])  # (3, 2)
+    lower, upper, _ = model.uncertainty(query, n_bootstrap=30, seed=2)
+    draws = bootstrap_probability(model, query, n_bootstrap=30, seed=2)  # (30, 3), same resamples
+    np.testing.assert_allclose(lower, [np.quantile(draws[:, j], 0.05) for j in range(3)])
+    np.testing.assert_allclose(upper, [np.quantile(draws[:, j], 0.95) for j in range(3)])
+    assert np.all(np.quantile(draws, 0.025, axis=0) < lower)  # the 2.5 % quantile differs
 
 
 def test_bootstrap_keeps_both_labels_in_every_resample() -> None:

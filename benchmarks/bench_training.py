@@ -15,7 +15,8 @@ Measures, on one machine in one run:
 
 Prints a table and writes benchmarks/results/training.json.
 
-Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--threads N] [--output PATH]
+Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--threads N]
+       [--output PATH]
 """
 
 from __future__ import annotations

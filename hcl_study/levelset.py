@@ -50,6 +50,7 @@ AMPLITUDE_BOUNDS = (1e-2, 1e2)  # standardized y
 CLASSIFIER_AMPLITUDE_BOUNDS = (1e-2, 10.0)  # latent logits
 NOISE_BOUNDS = (1e-6, 1.0)  # variance, standardized y
 GRID_RESOLUTION = {1: 512, 2: 80}
+FAILURE_BANDWIDTH = 0.1  # unit coordinates: how far a failed trial lowers success odds
 
 
 @dataclass(frozen=True)
@@ -585,7 +586,11 @@ def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> np.ndarr
 
 
 def misclassification_reduction(
-    gp: GPRegression, candidates: np.ndarray, reference: np.ndarray, threshold: float
+    gp: GPRegression,
+    candidates: np.ndarray,
+    reference: np.ndarray,
+    threshold: float,
+    reference_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """SUR (Bect et al. 2012): how much one more trial at each candidate is expected to shrink
     the misclassification area of the estimated region {μ > t}.
@@ -603,6 +608,7 @@ def misclassification_reduction(
         candidates: Unit points (c, d) to score.
         reference: Unit points (r, d) approximating the domain integral.
         threshold: The level t.
+        reference_weights: Weights (r,) of the reference points in the sum (all 1 if None).
 
     Returns:
         Expected reduction of the summed misclassification probability, (c,).
@@ -620,7 +626,8 @@ def misclassification_reduction(
     b = gap[:, None] / shift  # (r, c)
     expected = bivariate_normal_cdf(a, -b, -ratio) + bivariate_normal_cdf(-a, b, -ratio)
     current = other_side_probability(gap, sigma)  # (r,)
-    return np.sum(current[:, None] - expected, axis=0)
+    weights = np.ones(reference.shape[0]) if reference_weights is None else reference_weights
+    return np.sum(weights[:, None] * (current[:, None] - expected), axis=0)
 
 
 def _allowed(candidates: np.ndarray, avoid: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -641,17 +648,47 @@ def space_filling_point(
     return candidates[np.argmax(distance.min(axis=1))]
 
 
+def success_probability(
+    points: np.ndarray,
+    succeeded: np.ndarray,
+    failed: np.ndarray,
+    bandwidth: float = FAILURE_BANDWIDTH,
+) -> np.ndarray:
+    """The chance that a trial at each point runs to a result rather than failing, (p,).
+
+    A kernel estimate with one prior success everywhere: (1 + S) / (1 + S + F), where S and F
+    sum exp(−‖x − x_i‖² / 2h²) over the succeeded and failed points. Far from every failure
+    it is 1; next to a lone failure 1/2; deep in a region of failures it goes to 0.
+
+    Args:
+        points: Unit points (p, d) to score.
+        succeeded: Unit points (s, d) whose trials reported a finite result.
+        failed: Unit points (f, d) whose trials failed or diverged.
+        bandwidth: The kernel width h, in unit coordinates.
+    """
+
+    def kernel_sum(centres: np.ndarray) -> np.ndarray:
+        if centres.shape[0] == 0:
+            return np.zeros(points.shape[0])
+        squared = np.sum((points[:, None, :] - centres[None, :, :]) ** 2, axis=2)  # (p, n)
+        return np.exp(-squared / (2 * bandwidth**2)).sum(axis=1)
+
+    successes = kernel_sum(succeeded)
+    return (1.0 + successes) / (1.0 + successes + kernel_sum(failed))
+
+
 def propose(
     gp: GPRegression,
     threshold: float,
     *,
     avoid: np.ndarray,
     avoid_radius: np.ndarray,
+    failed: np.ndarray | None = None,
     acquisition: Acquisition = "sur",
     n_candidates: int = 2048,
     n_reference: int = 512,
     seed: int | Sequence[int] = 0,
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float] | None:
     """The next point to evaluate, maximizing the acquisition over Sobol candidates.
 
     Args:
@@ -659,7 +696,12 @@ def propose(
         threshold: The level t.
         avoid: Unit points (k, d) no proposal may come close to (trials done, pending, failed).
         avoid_radius: Exclusion radius around each of them, (k,), unit coordinates.
-        acquisition: "sur" (`misclassification_reduction`) or "straddle".
+        failed: Unit points (f, d) of failed trials. SUR then counts a reference point's
+            misclassification, and a candidate's expected reduction, in proportion to their
+            `success_probability`: a region where trials keep failing has no order parameter
+            to map and stops drawing trials (the GP, which knows nothing there, would keep it
+            uncertain forever).
+        acquisition: "sur" (`misclassification_reduction`) or "straddle" (unweighted).
         n_candidates: Number of Sobol candidates.
         n_reference: Number of reference points (a Sobol prefix of the candidates) for SUR.
         seed: Seed of the scrambled Sobol candidates.
@@ -667,18 +709,26 @@ def propose(
     Returns:
         The proposal in unit coordinates, (d,), and the share of the domain by which a trial
         there is expected to shrink the misclassified area (its SUR score over the reference
-        points), whichever acquisition chose it.
+        points, times its success probability), whichever acquisition chose it; None when
+        every candidate lies within the exclusion radius of a known point (nothing is left
+        to try at this resolution).
     """
     candidates = sobol_points(gp.train_x.shape[1], n_candidates, seed)  # (c, d)
     candidates = candidates[_allowed(candidates, avoid, avoid_radius)]
     if candidates.shape[0] == 0:
-        raise RuntimeError("every candidate lies within the exclusion radius of a known point")
+        return None
     reference = candidates[:n_reference]  # (r, d)
+    failed = np.empty((0, candidates.shape[1])) if failed is None else failed
+    success = success_probability(candidates, gp.train_x, failed)  # (c,)
+    weights = success[:n_reference]  # (r,)
     if acquisition == "straddle":
         mean, std = gp.predict(candidates)
-        best = candidates[np.argmax(straddle(mean, std, threshold))]
-        gain = misclassification_reduction(gp, best[None, :], reference, threshold)[0]
+        choice = np.argmax(straddle(mean, std, threshold))
+        best = candidates[choice]
+        reduction = misclassification_reduction(gp, best[None, :], reference, threshold, weights)
+        gain = reduction[0] * success[choice]
     else:
-        scores = misclassification_reduction(gp, candidates, reference, threshold)
+        scores = misclassification_reduction(gp, candidates, reference, threshold, weights)
+        scores = scores * success
         best, gain = candidates[np.argmax(scores)], np.max(scores)
     return best, float(gain) / reference.shape[0]

@@ -28,14 +28,22 @@ gets no more trials (until a late result raises its error again).
 Failed points: a trial that errors, or whose final metric is missing or non-finite (a
 diverged run), is recorded as failed. It is left out of the GP (its value is unknown, not
 an extreme), and no later proposal comes within `failure_radius` of it, so a diverging spot
-is not re-probed. An errored trial that Tune later resumes (`Tuner.restore(...,
-resume_errored=True)`) and completes counts as a normal result. Trials Tune removes before
-they run are forgotten.
+is not re-probed. Around failures the order parameter does not exist, and the GP, which
+knows nothing there, would stay uncertain forever: SUR therefore counts each point (of its
+reference set and of the expected error) by the chance that a trial there succeeds
+(`success_probability`, a kernel estimate from the cell's results and failures), so that
+a region where trials keep failing stops drawing them. An errored trial that Tune later
+resumes (`Tuner.restore(..., resume_errored=True)`) and completes counts as a normal result.
+Trials Tune removes before they run are forgotten.
 
 With `target_error`, the search ends (`Searcher.FINISHED`) once every category
 combination has at least twice its initial design of results and the expected error of its
-level set (`LevelSet.expected_error`) is at most `target_error`; trials already running
-finish. Before twice the initial design the GP's error estimate is too optimistic to trust.
+level set (so weighted) is at most `target_error`; trials already running finish, and their
+results, which may raise the error again, do not reopen the search (Tune starts no trials
+after FINISHED; `finished` says so). Before twice the initial design the GP's error estimate
+is too optimistic to trust. A combination whose every candidate lies within the exclusion
+radius of a known point (e.g. a line covered by failures) gets no more trials either, and
+the search ends when no combination is left.
 
 The searcher reads only the final result of each trial, so it needs full-length trials:
 do not combine it with early-stopping schedulers such as ASHA.
@@ -65,6 +73,8 @@ from hcl_study.levelset import (
     latin_hypercube,
     propose,
     space_filling_point,
+    success_probability,
+    unit_grid,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,6 +90,7 @@ class _Cell:
     gp: GPRegression | None = None  # fitted on observed_x / observed_y
     full_fit_count: int = 0  # observations at the last fit with optimizer restarts
     expected_error: tuple[int, float] | None = None  # (observations, its expected error)
+    exhausted: bool = False  # every candidate lies within the exclusion radius of a known point
 
 
 @dataclass(frozen=True)
@@ -92,12 +103,16 @@ class CategoryEstimate:
         n_failed: Trials that errored or diverged.
         level_set: Contour and μ ± 1.96σ band on a grid; None with fewer than 2 finite
             results or more than 2 continuous axes.
+        expected_error: The expected misclassified share of the domain, each point counted
+            by the chance that a trial there succeeds (what `target_error` is compared
+            with; `level_set.expected_error` without failures); None without a level set.
     """
 
     category: dict[str, Any]
     n_completed: int
     n_failed: int
     level_set: LevelSet | None
+    expected_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary, for logging at the end of a study."""
@@ -106,6 +121,7 @@ class CategoryEstimate:
             "n_completed": self.n_completed,
             "n_failed": self.n_failed,
             "level_set": self.level_set.to_dict() if self.level_set is not None else None,
+            "expected_error": self.expected_error,
         }
 
 
@@ -195,6 +211,7 @@ class BoundarySearcher(Searcher):
         self._pending: dict[str, tuple[int, np.ndarray]] = {}  # trial id -> (cell, (d,))
         self._failed: dict[str, tuple[int, np.ndarray]] = {}  # trial id -> (cell, (d,))
         self._max_concurrent: int | None = None
+        self._finished = False  # suggest returned FINISHED: Tune starts no more trials
 
     # ------------------------------------------------------------------ Tune interface
 
@@ -211,10 +228,12 @@ class BoundarySearcher(Searcher):
         """
         if self._max_concurrent is not None and len(self._pending) >= self._max_concurrent:
             return None
-        open_cells = [i for i in range(len(self._cells)) if not self._settled(i)]
-        if not open_cells:
+        open_cells = [i for i in range(len(self._cells)) if not self._closed(i)]
+        proposal = self._next_proposal(open_cells) if open_cells and not self._finished else None
+        if proposal is None:
+            self._finished = True
             return Searcher.FINISHED
-        index, unit = self._next_proposal(open_cells)  # unit: (d,)
+        index, unit = proposal  # unit: (d,)
         self._pending[trial_id] = (index, unit)
         natural = from_unit(self.axes, unit)[0]  # (d,)
         config = {axis.name: float(value) for axis, value in zip(self.axes, natural, strict=True)}
@@ -259,12 +278,12 @@ class BoundarySearcher(Searcher):
             self.set_state(pickle.load(handle))
 
     @property
-    def reached_target(self) -> bool:
-        """Whether every category combination has reached `target_error` (never without one).
-
-        The search then ends before `num_samples`, so fewer trials than that are complete.
-        """
-        return all(self._settled(index) for index in range(len(self._cells)))
+    def finished(self) -> bool:
+        """Whether the search has ended (`suggest` returned `Searcher.FINISHED`), before
+        Tune's `num_samples`: every combination reached `target_error` or has no point left
+        to try. Final: a result that arrives later and raises an error does not reopen it,
+        since Tune starts no trials after FINISHED."""
+        return self._finished
 
     # ------------------------------------------------------------------ estimate
 
@@ -285,21 +304,36 @@ class BoundarySearcher(Searcher):
                         if drawable
                         else None
                     ),
+                    expected_error=self._expected_error(index) if drawable else None,
                 )
             )
         return estimates
 
     # ------------------------------------------------------------------ internals
 
-    def _next_proposal(self, open_cells: list[int]) -> tuple[int, np.ndarray]:
-        """The cell and unit point of the next trial (see the module docstring)."""
+    def _next_proposal(self, open_cells: list[int]) -> tuple[int, np.ndarray] | None:
+        """The cell and unit point of the next trial (see the module docstring); None when
+        every open cell turns out to have no point left to try."""
         designing = [i for i in open_cells if self._issued(i) < len(self._cells[i].design)]
         if designing:
             index = min(designing, key=self._issued)
             return index, self._next_point(index)[0]
-        proposals = {index: self._next_point(index) for index in open_cells}
-        index = max(open_cells, key=lambda i: (proposals[i][1], -self._issued(i)))
+        proposals = {}
+        for index in open_cells:
+            proposal = self._next_point(index)
+            if proposal is None:
+                self._cells[index].exhausted = True
+            else:
+                proposals[index] = proposal
+        if not proposals:
+            return None
+        index = max(proposals, key=lambda i: (proposals[i][1], -self._issued(i)))
         return index, proposals[index][0]
+
+    def _closed(self, index: int) -> bool:
+        """Whether this cell gets no more trials: it reached `target_error`, or nothing
+        is left to try in it."""
+        return self._cells[index].exhausted or self._settled(index)
 
     def _settled(self, index: int) -> bool:
         """Whether this cell has reached `target_error` (never without one)."""
@@ -318,9 +352,20 @@ class BoundarySearcher(Searcher):
             gp = self._surrogate(index)
             error = np.inf
             if gp is not None:
-                error = gp_level_set(gp, self.axes, self.threshold).expected_error
+                error = self._weighted_error(index, gp_level_set(gp, self.axes, self.threshold))
             cell.expected_error = (count, error)
         return cell.expected_error[1]
+
+    def _weighted_error(self, index: int, level_set: LevelSet) -> float:
+        """The expected misclassified share of the domain, each grid point counted by the
+        chance that a trial there succeeds: where trials fail there is nothing to map."""
+        failed = self._failed_points(index)
+        if not failed:
+            return level_set.expected_error
+        _, points = unit_grid(len(self.axes), level_set.ticks[0].size)  # (k**d, d)
+        observed = np.array(self._cells[index].observed_x)
+        success = success_probability(points, observed, np.array(failed))
+        return float(np.mean(success * level_set.wrong_side.ravel()))
 
     def _pending_points(self, index: int) -> list[np.ndarray]:
         return [unit for cell, unit in self._pending.values() if cell == index]
@@ -341,10 +386,11 @@ class BoundarySearcher(Searcher):
         )  # (k,)
         return points, radius
 
-    def _next_point(self, index: int) -> tuple[np.ndarray, float]:
+    def _next_point(self, index: int) -> tuple[np.ndarray, float] | None:
         """This cell's next point (d,) and the share of the domain by which a trial there
         is expected to shrink its misclassified area (inf for a design point, 0 without
-        a surrogate)."""
+        a surrogate); None when every candidate lies within the exclusion radius of a known
+        point."""
         cell = self._cells[index]
         avoid, radius = self._avoid(index)
         step = self._issued(index)
@@ -365,6 +411,7 @@ class BoundarySearcher(Searcher):
             self.threshold,
             avoid=avoid,
             avoid_radius=radius,
+            failed=np.array(self._failed_points(index)).reshape(-1, len(self.axes)),
             acquisition=self.acquisition,
             n_candidates=self.n_candidates,
             seed=[self.seed, index, step],

@@ -432,7 +432,7 @@ def _complete(spec: StudySpec, location: StudyLocation, ended: int, started: int
 
     A signal can land while trials run (some not ended) or between one trial's end and the
     next one's start (all ended, but fewer than `num_samples`): both interrupt the study.
-    Only the boundary searcher ends early, when it has reached its `target_error`.
+    Only the boundary searcher ends early (its `target_error` reached, or nothing left to try).
     """
     if not 0 < ended == started:
         return False
@@ -440,7 +440,7 @@ def _complete(spec: StudySpec, location: StudyLocation, ended: int, started: int
         return True
     if spec.search.algorithm != "boundary":
         return False
-    return saved_boundary_searcher(spec, location).reached_target
+    return saved_boundary_searcher(spec, location).finished
 
 
 def _close_unfinished(study_run: StudyRun, status: RunEndStatus) -> None:

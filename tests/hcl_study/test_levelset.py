@@ -23,6 +23,7 @@ from hcl_study.levelset import (
     sobol_points,
     space_filling_point,
     straddle,
+    success_probability,
     symmetric_difference_fraction,
     to_unit,
     unit_grid,
@@ -253,6 +254,42 @@ def test_proposal_lands_near_the_level_and_away_from_known_points(acquisition: s
     assert abs(point[0] - 0.45) < 0.15
     assert np.min(np.linalg.norm(unit - point, axis=1)) > 0.05
     assert gain > 0
+
+
+def test_success_probability_is_a_kernel_estimate_with_one_prior_success() -> None:
+    """(1 + S) / (1 + S + F) with Gaussian kernels of width h: 1 far from failures, 1/2 on
+    a lone failure, 1/(1 + e^{-1/2}) one width from it, lower among several."""
+    h = 0.1
+    failed = np.array([[0.5, 0.5]])
+    points = np.array([[0.5, 0.5], [0.6, 0.5], [0.0, 0.0]])  # on, one width away, far
+    no_successes = np.empty((0, 2))
+    np.testing.assert_allclose(
+        success_probability(points, no_successes, failed, bandwidth=h),
+        [0.5, 1.0 / (1.0 + np.exp(-0.5)), 1.0 / (1.0 + np.exp(-0.5 * (0.5**2 * 2) / h**2))],
+    )
+    assert success_probability(points[:1], no_successes, np.repeat(failed, 3, 0))[0] == 0.25
+    with_success = success_probability(points[:1], failed, failed)[0]  # one of each there
+    assert with_success == pytest.approx(2.0 / 3.0)
+    assert success_probability(points, failed, no_successes).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_sur_counts_reference_points_by_their_weights() -> None:
+    """Weights 0/1 on the reference points give the reduction summed over the 1s alone."""
+    rng = np.random.default_rng(3)
+    unit = rng.random((8, 2))
+    gp = fit_gp_regression(unit, unit[:, 0], seed=0)
+    candidates, reference = rng.random((4, 2)), rng.random((30, 2))
+    keep = np.arange(30) % 3 == 0
+    weighted = misclassification_reduction(gp, candidates, reference, 0.45, keep.astype(float))
+    subset = misclassification_reduction(gp, candidates, reference[keep], 0.45)
+    np.testing.assert_allclose(weighted, subset, rtol=1e-12)
+
+
+def test_proposal_is_none_when_every_candidate_is_excluded() -> None:
+    unit = np.linspace(0.0, 1.0, 6)[:, None]  # (6, 1)
+    gp = fit_gp_regression(unit, unit[:, 0], seed=0)
+    covering = np.linspace(0.0, 1.0, 21)[:, None]  # 0.05 apart
+    assert propose(gp, 0.5, avoid=covering, avoid_radius=np.full(21, 0.05), seed=0) is None
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -123,15 +123,22 @@ def test_noiseless_1d_oracle_is_bracketed_within_2_percent_in_12_trials() -> Non
     assert abs(LR.to_unit(found) - crossing) < 0.01
 
 
-def test_target_error_ends_the_search_once_the_boundary_is_known() -> None:
+def search_to_target(target_error: float) -> tuple[BoundarySearcher, int]:
+    """A searcher (design 6) run one trial at a time on phase_2d until it says FINISHED, and
+    how many trials that took."""
     searcher = BoundarySearcher(
-        [BETA, TAU], "erank_ratio", 0.5, initial_design=6, seed=1, target_error=0.01
+        [BETA, TAU], "erank_ratio", 0.5, initial_design=6, seed=1, target_error=target_error
     )
     trials = 0
     while (config := searcher.suggest(f"t{trials}")) != Searcher.FINISHED:
         searcher.on_trial_complete(f"t{trials}", {"erank_ratio": phase_2d(config)})
         trials += 1
         assert trials < 60, "never reached the target error"
+    return searcher, trials
+
+
+def test_target_error_ends_the_search_once_the_boundary_is_known() -> None:
+    searcher, trials = search_to_target(0.01)
     assert trials >= 12  # not before twice the initial design
     assert searcher.suggest("again") == Searcher.FINISHED
     [estimate] = searcher.estimate()
@@ -240,13 +247,7 @@ def test_a_region_where_trials_fail_stops_drawing_trials() -> None:
 def test_the_end_of_the_search_is_final() -> None:
     """Once `suggest` says FINISHED (every combination at its target), Tune starts no more
     trials: results of trials still running that raise the error again do not reopen it."""
-    searcher = BoundarySearcher(
-        [BETA, TAU], "erank_ratio", 0.5, initial_design=6, seed=1, target_error=0.01
-    )
-    trials = 0
-    while (config := searcher.suggest(f"t{trials}")) != Searcher.FINISHED:
-        searcher.on_trial_complete(f"t{trials}", {"erank_ratio": phase_2d(config)})
-        trials += 1
+    searcher, _ = search_to_target(0.01)
     assert searcher.finished
     running = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, seed=2).suggest("late")
     searcher._pending["late"] = (0, unit_points([running], [BETA, TAU])[0])

@@ -108,6 +108,18 @@ def test_smoke_study_with_default_sqlite_store(
     assert not (tmp_path / "other.db").exists() and not (tmp_path / "elsewhere").exists()
 
 
+def sequential_grid(tmp_path: Path, name: str, betas: list[float]) -> tuple[Path, str]:
+    """A smoke grid over `betas`, one trial at a time, in the default SQLite store: its spec
+    and tracking URI (run from `tmp_path`)."""
+    spec = write_spec(
+        tmp_path,
+        name=name,
+        space={"loss.beta": {"grid": betas}},
+        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
+    )
+    return spec, f"sqlite:///{tmp_path / 'studies' / name / 'mlflow.db'}"
+
+
 def test_study_whose_ending_fails_is_closed_failed_and_resumable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,12 +128,7 @@ def test_study_whose_ending_fails_is_closed_failed_and_resumable(
     from hcl_study.study import runner
 
     monkeypatch.chdir(tmp_path)
-    spec = write_spec(
-        tmp_path,
-        name="ending-fails",
-        space={"loss.beta": {"grid": [1.0]}},
-        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
-    )
+    spec, tracking_uri = sequential_grid(tmp_path, "ending-fails", [1.0])
     summarize = runner.summarize
 
     def failing_summary(*args: Any) -> Any:
@@ -130,7 +137,6 @@ def test_study_whose_ending_fails_is_closed_failed_and_resumable(
     monkeypatch.setattr(runner, "summarize", failing_summary)
     with pytest.raises(RuntimeError, match="the summary failed"):
         run_study(spec)
-    tracking_uri = f"sqlite:///{tmp_path / 'studies' / 'ending-fails' / 'mlflow.db'}"
     parent, children = study_runs(tracking_uri, "ending-fails")
     assert parent.info.status == "FAILED"
     assert [run.info.status for run in children] == ["FINISHED"]
@@ -155,12 +161,7 @@ def test_signal_between_trials_interrupts_the_study(
     from hcl_study.study.callbacks import TrialRunCloser
 
     monkeypatch.chdir(tmp_path)
-    spec = write_spec(
-        tmp_path,
-        name="between-trials",
-        space={"loss.beta": {"grid": [1.0, 2.0]}},
-        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
-    )
+    spec, tracking_uri = sequential_grid(tmp_path, "between-trials", [1.0, 2.0])
     on_trial_complete = TrialRunCloser.on_trial_complete
 
     def complete_then_signal(self: TrialRunCloser, *args: Any, **kwargs: Any) -> None:
@@ -170,7 +171,6 @@ def test_signal_between_trials_interrupts_the_study(
     monkeypatch.setattr(TrialRunCloser, "on_trial_complete", complete_then_signal)
     with pytest.raises(StudyInterrupted, match=r"1 of its 2 trials had ended"):
         run_study(spec)
-    tracking_uri = f"sqlite:///{tmp_path / 'studies' / 'between-trials' / 'mlflow.db'}"
     parent, children = study_runs(tracking_uri, "between-trials")
     assert parent.info.status == "KILLED"
     assert [run.info.status for run in children] == ["FINISHED"]

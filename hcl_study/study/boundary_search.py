@@ -33,7 +33,8 @@ knows nothing there, would stay uncertain forever: SUR therefore counts each poi
 reference set and of the expected error) by the chance that a trial there succeeds
 (`success_probability`, a kernel estimate from the cell's results and failures), so that
 a region where trials keep failing stops drawing them. An errored trial that Tune later
-resumes (`Tuner.restore(..., resume_errored=True)`) and completes counts as a normal result.
+resumes (`Tuner.restore(..., resume_errored=True)`; hcl-study's own resume does not) and
+completes counts as a normal result.
 Trials Tune removes before they run are forgotten.
 
 With `target_error`, the search ends (`Searcher.FINISHED`) once every category

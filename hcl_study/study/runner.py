@@ -344,8 +344,13 @@ def _fit(
     try:
         try:
             if restore:
+                # A trial that errored has used up its `max_failures` retries: its FAILED run
+                # is final, as in a study that was never interrupted, so it is not run again.
                 tuner = tune.Tuner.restore(
-                    location.experiment_path, trainable, resume_unfinished=True, resume_errored=True
+                    location.experiment_path,
+                    trainable,
+                    resume_unfinished=True,
+                    resume_errored=False,
                 )
             else:
                 tuner = _new_tuner(spec, location, trainable, study_run)

@@ -172,6 +172,29 @@ def test_diverged_trial_is_recorded_and_the_optuna_study_goes_on(
             assert_every_step_once(mlflow_server.uri, run, 3)
 
 
+def test_failed_trial_stays_failed_when_the_study_is_run_again(
+    ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial that crashes with no retries left ends FAILED and the study goes on. Running
+    the spec again (or `resume`, the same restore) re-reports the study: the failed trial is
+    not run a second time, its run stays FAILED with the one epoch it logged."""
+    monkeypatch.chdir(tmp_path)
+    set_fault(monkeypatch, "raise@1", tmp_path / "faults", limit=1)
+    spec = write_spec(tmp_path, smoke_spec("failed-once", max_failures=0))
+    first = run_study(spec)
+    assert first.regimes.get("failed") == 1 and first.num_trials == 4, first.regimes
+
+    monkeypatch.delenv(FAULT_VARIABLE)  # a rerun of the failed trial would now succeed
+    again = run_study(spec)
+    assert (again.regimes, again.parent_run_id) == (first.regimes, first.parent_run_id)
+    _, children = study_runs(first.tracking_uri, "failed-once")
+    failed = [run for run in children if run.info.status != "FINISHED"]
+    assert [(run.info.status, run.data.tags["hcl.status"]) for run in failed] == [
+        ("FAILED", "failed")
+    ]
+    assert metric_steps(first.tracking_uri, failed[0])["loss"] == [0]
+
+
 def test_trial_that_crashes_after_its_last_report_is_not_trained_again(
     mlflow_server: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -149,6 +149,15 @@ def _pooled(
     )
 
 
+def _usable(group: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Rows of trials that ran to their end (a regime; a table without a `regime` column
+    counts every row) at a finite point of the axes: a failed, killed, stopped or running
+    trial's last values are not final, and a trial without an axis value has no place."""
+    final = group["regime"].notna() if "regime" in group else pd.Series(True, group.index)
+    axes = group[list(columns)].apply(pd.to_numeric, errors="coerce").astype(float)
+    return final & np.isfinite(axes).all(axis=1)
+
+
 def _regime_counts(regimes: pd.Series) -> str:
     counts = regimes.value_counts()
     return ", ".join(f"{count} {regime}" for regime, count in counts.items())
@@ -176,7 +185,8 @@ def estimate_phase_boundary(
     """The NC boundary, P(NC | x, y) = 0.5 (or P(NC | x) = 0.5), per category, with a band.
 
     P(NC) is a GP classifier (logistic fallback) on unit coordinates. Diverged trials are
-    kept and count as not NC; rows without a regime are dropped. The band is where the
+    kept and count as not NC; rows without a regime (trials that did not run to their end)
+    or without a finite axis value are dropped. The band is where the
     5-95 % interval of P contains 0.5 (`level_set.lower` / `.upper`): from the GP's Laplace
     posterior, or from stratified bootstrap refits of the logistic fallback.
 
@@ -212,7 +222,7 @@ def estimate_phase_boundary(
     )  # fmt: skip
     results = []
     for category, group in _groups(trials, by):
-        points = group.loc[group["regime"].notna(), [*columns, "regime"]].copy()
+        points = group.loc[_usable(group, columns), [*columns, "regime"]].copy()
         points["nc"] = points["regime"] == NC
         pooled = _pooled(group, params, [*columns, *category])
         base = PhaseBoundary(category, tuple(columns), "P(NC)", 0.5, "ok", "", points, None, pooled)
@@ -265,7 +275,10 @@ def estimate_level_set(
     """The level set {order parameter = threshold} per category, with its μ ± 1.96σ band.
 
     The surrogate is the GP regression of `hcl_study.levelset` (learned noise, latent σ).
-    Trials with a non-finite value (diverged) are kept in `points` but left out of the GP.
+    As in `estimate_phase_boundary`, only trials that ran to their end (those with a regime,
+    when the table has that column) at a finite point of the axes are used: the last value
+    of a failed, killed, stopped or running trial is not its order parameter. Trials with a
+    non-finite value (diverged) are kept in `points` but left out of the GP.
     Arguments as in `estimate_phase_boundary` (y None: 1-D in x); `min_trials` counts
     finite values.
 
@@ -278,8 +291,9 @@ def estimate_level_set(
     )  # fmt: skip
     results = []
     for category, group in _groups(trials, by):
-        points = group[[*columns, *(["regime"] if "regime" in group else [])]].copy()
-        points["value"] = pd.to_numeric(group[order_parameter], errors="coerce")
+        usable = group.loc[_usable(group, columns)]
+        points = usable[[*columns, *(["regime"] if "regime" in group else [])]].copy()
+        points["value"] = pd.to_numeric(usable[order_parameter], errors="coerce")
         pooled = _pooled(group, params, [*columns, *category])
         base = PhaseBoundary(
             category, tuple(columns), order_parameter, threshold, "ok", "", points, None, pooled

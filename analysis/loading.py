@@ -249,6 +249,22 @@ def history_table(
     return history.sort_values(["trial_id", "metric", "epoch"]).reset_index(drop=True)
 
 
+def _require_one_run_per_trial(record: StudyRecord) -> None:
+    """hcl-study keeps one run per trial (a retry or resume reopens it); runs that share a
+    trial id were made by something else, and their histories cannot be told apart."""
+    runs: dict[str, list[str]] = {}
+    for trial in record.trials:
+        runs.setdefault(trial.trial_id, []).append(trial.run_id)
+    shared = {trial_id: ids for trial_id, ids in runs.items() if len(ids) > 1}
+    if shared:
+        listed = "; ".join(f"{trial_id!r}: {', '.join(ids)}" for trial_id, ids in shared.items())
+        raise UserError(
+            f"hcl.trial_id: the study has more than one run per trial ({listed}); each trial "
+            "must have one run. Delete the runs that do not belong to the study (mlflow runs "
+            "delete --run-id ID) and analyse it again."
+        )
+
+
 def load_study_data(
     tracking_uri: str, study_name: str, metrics: Sequence[str] | None = None
 ) -> StudyData:
@@ -260,14 +276,16 @@ def load_study_data(
         metrics: Metric keys of the history; every logged one when None.
 
     Raises:
-        UserError: No study of that name exists at `tracking_uri`, or nothing answers there.
+        UserError: No study of that name exists at `tracking_uri`, nothing answers there, or
+            two runs of the study claim one trial.
     """
     _check_store(tracking_uri, study_name)
     record = load_study(tracking_uri, study_name)
+    _require_one_run_per_trial(record)
     trials = trial_table(record)
     history = history_table(tracking_uri, record, metrics)
-    last_epoch = history.groupby("trial_id")["epoch"].max()
-    trials["epochs_logged"] = (trials["trial_id"].map(last_epoch) + 1).fillna(0).astype("int64")
+    epochs = history.groupby("trial_id")["epoch"].nunique()
+    trials["epochs_logged"] = trials["trial_id"].map(epochs).fillna(0).astype("int64")
     params = tuple(sorted({key for trial in record.trials for key in trial.params}))
     return StudyData(
         study_name, tracking_uri, record.experiment_id, record.run_id, trials, history, params

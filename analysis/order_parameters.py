@@ -23,28 +23,35 @@ ORDER_PARAMETERS: dict[str, str] = {
 """Name -> definition of each continuous order parameter `add_order_parameters` writes."""
 
 
+def _floats(table: pd.DataFrame, column: str) -> pd.Series:
+    """A column as floats; all NaN when no trial logged it (e.g. every trial failed first)."""
+    if column not in table:
+        return pd.Series(np.nan, index=table.index, dtype=float)
+    return table[column].astype(float)
+
+
 def _classes_minus_one(table: pd.DataFrame) -> pd.Series:
     """C - 1 per row: from `data.num_classes` where logged, else `num_classes_present`."""
-    present = table["num_classes_present"].astype(float)
-    if "data.num_classes" not in table:
-        return present - 1.0
-    return table["data.num_classes"].astype(float).fillna(present) - 1.0
+    present = _floats(table, "num_classes_present")
+    return _floats(table, "data.num_classes").fillna(present) - 1.0
 
 
 def add_order_parameters(table: pd.DataFrame) -> pd.DataFrame:
     """A copy of `table` with the columns of `ORDER_PARAMETERS` (re)computed.
 
     Works on any wide table of final or per-epoch metrics: the trial table, or a history
-    pivoted to one column per metric. Needs `erank_means`, `rank_bound`, `etf_distance`,
-    `dc_count` and `num_classes_present` (`data.num_classes` is used when present).
+    pivoted to one column per metric. Reads `erank_means`, `rank_bound`, `etf_distance`,
+    `dc_count` and `num_classes_present` (`data.num_classes` where present); a missing
+    column counts as NaN.
     """
     result = table.copy()
-    rank_bound = table["rank_bound"].astype(float)
-    result["erank_ratio"] = table["erank_means"] / rank_bound
-    result["erank_simplex_ratio"] = table["erank_means"] / _classes_minus_one(table)
-    etf_distance = table["etf_distance"].astype(float).clip(lower=ETF_DISTANCE_FLOOR)
+    rank_bound = _floats(table, "rank_bound")
+    erank_means = _floats(table, "erank_means")
+    result["erank_ratio"] = erank_means / rank_bound
+    result["erank_simplex_ratio"] = erank_means / _classes_minus_one(table)
+    etf_distance = _floats(table, "etf_distance").clip(lower=ETF_DISTANCE_FLOOR)
     result["log_etf_distance"] = np.log10(etf_distance)
-    result["dc_fraction"] = table["dc_count"] / rank_bound
+    result["dc_fraction"] = _floats(table, "dc_count") / rank_bound
     return result
 
 
@@ -54,7 +61,7 @@ def classify_regimes(table: pd.DataFrame) -> pd.Series:
     A row with some but not all of them missing (NaN, as diverged trials log) is "diverged",
     as `classify_regime` decides.
     """
-    inputs = table[list(REGIME_INPUTS)].astype(float)
+    inputs = pd.DataFrame({column: _floats(table, column) for column in REGIME_INPUTS})
     regimes = [
         None if row.isna().all() else classify_regime(row.to_dict()) for _, row in inputs.iterrows()
     ]

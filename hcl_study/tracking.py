@@ -407,6 +407,12 @@ def _study_filter(study_name: str) -> str:
     return f"tags.`hcl.role` = 'study' and tags.`hcl.study` = {_quoted(study_name)}"
 
 
+def _trials_filter(parent_run_id: str) -> str:
+    """The trial runs of a study: other runs nested under its parent (e.g. one a user logged
+    from a notebook) are not trials."""
+    return f"tags.`hcl.role` = 'trial' and tags.mlflow.parentRunId = {_quoted(parent_run_id)}"
+
+
 def _experiment_id(
     client: MlflowClient, name: str, artifact_location: str | None, timeout_s: float
 ) -> str:
@@ -523,7 +529,7 @@ class StudyRun:
         return cls(tracking_uri, study_name, experiment_id, run_id, existed, call_timeout_s)
 
     def _trial_runs(self, extra_filter: str = "") -> list[Run]:
-        filter_string = f"tags.mlflow.parentRunId = {_quoted(self.run_id)}" + extra_filter
+        filter_string = _trials_filter(self.run_id) + extra_filter
         return _search_all_runs(
             self._client, self.experiment_id, filter_string, self.call_timeout_s
         )
@@ -650,8 +656,7 @@ class TrialRun:
         """
         client = MlflowClient(tracking_uri)
         filter_string = (
-            f"tags.`hcl.trial_id` = {_quoted(trial_id)} "
-            f"and tags.mlflow.parentRunId = {_quoted(parent_run_id)}"
+            f"{_trials_filter(parent_run_id)} and tags.`hcl.trial_id` = {_quoted(trial_id)}"
         )
         tags = {
             "mlflow.parentRunId": parent_run_id,
@@ -858,8 +863,9 @@ def load_study(
     if not parents:
         raise missing
     parent = parents[0]
-    child_filter = f"tags.mlflow.parentRunId = {_quoted(parent.info.run_id)}"
-    children = _search_all_runs(client, experiment.experiment_id, child_filter, timeout_s)
+    children = _search_all_runs(
+        client, experiment.experiment_id, _trials_filter(parent.info.run_id), timeout_s
+    )
     trials = [
         TrialRecord(
             run_id=run.info.run_id,

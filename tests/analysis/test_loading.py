@@ -26,6 +26,8 @@ from hcl_study.errors import UserError
 from hcl_study.tracking import (
     BULK_HISTORY_MAX_POINTS,
     REGIMES,
+    StudyRun,
+    TrialRun,
     metric_histories,
     metric_history,
 )
@@ -185,3 +187,63 @@ def test_bulk_history_reads_past_the_servers_sampling_cap(mlflow_server: Any) ->
         *(("m", step, float(step)) for step in range(steps)),
         ("short", 0, 1.0),
     ]
+
+
+def hand_built_study(tmp_path: Path, name: str) -> StudyRun:
+    """A study in a SQLite store of its own, written as the trainable writes it."""
+    return StudyRun.start_or_resume(
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        name,
+        {"name": name},
+        artifact_location=(tmp_path / "artifacts").as_uri(),
+    )
+
+
+def nested_run(study: StudyRun, tags: dict[str, str]) -> str:
+    """A run under the study's parent that hcl-study did not make, e.g. from a notebook."""
+    client = MlflowClient(study.tracking_uri)
+    tags = {"mlflow.parentRunId": study.run_id, **tags}
+    run_id = client.create_run(study.experiment_id, tags=tags).info.run_id
+    client.log_metric(run_id, "loss", 3.0, step=0)
+    client.set_terminated(run_id)
+    return run_id
+
+
+def test_only_trial_runs_are_trials_and_epochs_logged_counts_epochs(tmp_path: Path) -> None:
+    """A nested run without `hcl.role=trial` is no trial; a trial that logged epochs 0, 1, 2
+    and 5 (its server lost 3 and 4) logged 4 epochs, not 6."""
+    study = hand_built_study(tmp_path, "hand")
+    trial = TrialRun.open(
+        study.tracking_uri, study.experiment_id, study.run_id, "t0", {"loss": {"beta": 1.0}}, "hand"
+    )
+    for epoch in (0, 1, 2, 5):
+        trial.log_epoch(epoch, {"loss": 1.0 / (epoch + 1)})
+    trial.finish("failed")
+    nested_run(study, {"mlflow.runName": "notes"})
+    study.finish()
+
+    data = load_study_data(study.tracking_uri, "hand")
+    assert data.trials["trial_id"].tolist() == ["t0"]
+    assert data.trials["epochs_logged"].tolist() == [4]
+    assert data.history["epoch"].tolist() == [0, 1, 2, 5]
+
+
+def test_two_runs_of_one_trial_are_refused(tmp_path: Path) -> None:
+    """Their histories would be merged under one trial id: a clear error instead."""
+    study = hand_built_study(tmp_path, "twice")
+    first = TrialRun.open(
+        study.tracking_uri,
+        study.experiment_id,
+        study.run_id,
+        "t0",
+        {"loss": {"beta": 1.0}},
+        "twice",
+    )
+    first.log_epoch(0, {"loss": 1.0})
+    first.finish("finished", "DC")
+    second = nested_run(study, {"hcl.role": "trial", "hcl.trial_id": "t0"})
+    study.finish()
+    with pytest.raises(UserError, match="more than one run per trial") as refused:
+        load_study_data(study.tracking_uri, "twice")
+    message = str(refused.value)
+    assert "'t0'" in message and first.run_id in message and second in message

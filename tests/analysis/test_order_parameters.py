@@ -72,3 +72,11 @@ def test_singular_values_from_class_means() -> None:
     )
     absent = np.vstack([simplex, np.full((1, 4), np.nan)])
     np.testing.assert_allclose(singular_values_from_class_means(absent), [1.0, 1.0, 1.0])
+
+
+def test_a_table_without_metrics_gets_nan_order_parameters_and_no_regime() -> None:
+    """A study whose trials all failed before their first epoch logged no metric at all."""
+    table = pd.DataFrame({"trial_id": ["a", "b"], "loss.beta": [0.0, 5.0]})
+    with_order = add_order_parameters(table)
+    assert with_order[list(ORDER_PARAMETERS)].isna().all().all()
+    assert classify_regimes(table).isna().all()

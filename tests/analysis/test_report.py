@@ -22,7 +22,7 @@ from analysis.report import (
     estimate_boundaries,
 )
 from hcl_study.errors import EXIT_USER_ERROR
-from hcl_study.tracking import load_study
+from hcl_study.tracking import StudyRun, TrialRun, load_study
 
 CLI = str(Path(sys.executable).with_name("hcl-study"))
 FIGURE_TITLES = (
@@ -107,3 +107,27 @@ def test_analyze_of_an_unknown_study_exits_2(smoke_study: SmokeStudy, tmp_path: 
     assert completed.returncode == EXIT_USER_ERROR
     assert "'no-such-study'" in completed.stderr and smoke_study.tracking_uri in completed.stderr
     assert not list(tmp_path.iterdir()), "nothing is written"
+
+
+def test_analyze_of_a_study_whose_trials_logged_nothing(tmp_path: Path) -> None:
+    """Every trial failed before its first epoch: the report says so instead of crashing."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    study = StudyRun.start_or_resume(
+        uri, "nothing", {"name": "nothing"}, artifact_location=(tmp_path / "art").as_uri()
+    )
+    for index, (beta, tau) in enumerate([(0.0, 0.2), (5.0, 0.8)]):
+        params = {"loss": {"beta": beta, "tau": tau}, "normalization": "sphere"}
+        trial = TrialRun.open(
+            uri, study.experiment_id, study.run_id, f"t{index}", params, "nothing"
+        )
+        trial.finish("failed")
+    study.finish()
+    completed = _analyze(
+        "nothing", "--tracking-uri", uri, "--out", str(tmp_path / "report"), cwd=tmp_path
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    trials = pd.read_csv(tmp_path / "report" / TRIALS_FILE)
+    assert trials["status"].tolist() == ["failed", "failed"]
+    assert trials["regime"].isna().all() and trials["erank_ratio"].isna().all()
+    boundary = json.loads((tmp_path / "report" / BOUNDARY_FILE).read_text())
+    assert [b["status"] for b in boundary["boundaries"]] == ["too_few_trials"]

@@ -155,25 +155,25 @@ def _param_value(value: Any) -> str:
     return str(value)[:MAX_PARAM_VALUE_LENGTH]
 
 
+def _param_conflicts(params: dict[str, Any], existing: dict[str, str]) -> list[str]:
+    """The keys of the flattened `params` whose value differs from the one already logged."""
+    flat = {key: _param_value(value) for key, value in flatten(params).items()}
+    return [key for key, value in flat.items() if key in existing and existing[key] != value]
+
+
 def _log_params(
     client: MlflowClient,
     run_id: str,
     params: dict[str, Any],
     existing: dict[str, str],
     timeout_s: float,
-) -> list[str]:
-    """Log the flattened `params` not yet in `existing`, in batches.
-
-    Returns:
-        The keys whose new value differs from the one already logged (left unchanged).
-    """
+) -> None:
+    """Log the flattened `params` not yet in `existing`, in batches."""
     flat = {key: _param_value(value) for key, value in flatten(params).items()}
-    conflicts = [key for key, value in flat.items() if key in existing and existing[key] != value]
     new = [Param(key, value) for key, value in flat.items() if key not in existing]
     for start in range(0, len(new), PARAMS_PER_REQUEST):
         batch = new[start : start + PARAMS_PER_REQUEST]
         _call(partial(client.log_batch, run_id, params=batch), "log params", timeout_s)
-    return conflicts
 
 
 def _search_all_runs(
@@ -505,17 +505,18 @@ class StudyRun:
             "create the study run",
             call_timeout_s,
         )
-        if existed:
-            reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
-            _call(reopen, "reopen the study run", call_timeout_s)
-        run_id = run.info.run_id
-        conflicts = _log_params(client, run_id, spec, run.data.params, call_timeout_s)
-        if conflicts:
+        conflicts = _param_conflicts(spec, run.data.params)
+        if conflicts:  # refused before the run is touched
             raise UserError(
                 f"Study {study_name!r} already exists in MLflow with a different spec "
                 f"({', '.join(conflicts[:10])} changed). Resume it with its original spec, or "
                 "give the new spec another study name."
             )
+        if existed:
+            reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
+            _call(reopen, "reopen the study run", call_timeout_s)
+        run_id = run.info.run_id
+        _log_params(client, run_id, spec, run.data.params, call_timeout_s)
         _set_tags(client, run_id, tags, call_timeout_s)
         if spec_path is None:
             spec_text = yaml.safe_dump(spec, sort_keys=False)
@@ -669,19 +670,20 @@ class TrialRun:
         run, existed = _find_or_create_run(
             client, experiment_id, filter_string, create, "create the trial run", flush_timeout_s
         )
-        logged_steps = {}
-        if existed:
-            reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
-            _call(reopen, "reopen the trial run", flush_timeout_s)
-            _set_tags(client, run.info.run_id, {"hcl.status": "running"}, flush_timeout_s)
-            logged_steps = _logged_steps(client, run, flush_timeout_s)
         run_id = run.info.run_id
-        conflicts = _log_params(client, run_id, params, run.data.params, flush_timeout_s)
-        if conflicts:
+        conflicts = _param_conflicts(params, run.data.params)
+        if conflicts:  # refused before the run is reopened
             raise TrackingError(
-                f"Trial {trial_id} reopened run {run_id}, which holds a different config: "
+                f"Trial {trial_id} found run {run_id}, which holds a different config: "
                 + ", ".join(conflicts[:10])
             )
+        logged_steps = {}
+        if existed:
+            reopen = partial(client.update_run, run_id, status="RUNNING")
+            _call(reopen, "reopen the trial run", flush_timeout_s)
+            _set_tags(client, run_id, {"hcl.status": "running"}, flush_timeout_s)
+            logged_steps = _logged_steps(client, run, flush_timeout_s)
+        _log_params(client, run_id, params, run.data.params, flush_timeout_s)
         return cls(tracking_uri, run_id, logged_steps, flush_timeout_s)
 
     @property

@@ -15,6 +15,15 @@ from ray.tune import Callback
 logger = logging.getLogger(__name__)
 
 
+def ran_to_its_end(result: dict[str, Any]) -> bool:
+    """Whether a trial's last result is its final epoch (or the epoch it diverged at): the
+    trainable has then logged everything and closed its MLflow run itself, whatever Tune
+    says of the trial afterwards (e.g. an error after that report with no retry left)."""
+    if result.get("diverged"):
+        return True
+    return "total_epochs" in result and result.get("epoch", -1) + 1 >= result["total_epochs"]
+
+
 class TrialRunCloser(Callback):
     """Close a trial's child run when Tune completes or fails the trial.
 
@@ -31,12 +40,10 @@ class TrialRunCloser(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
-        if result.get("diverged"):
-            status = "diverged"
-        elif result.get("epoch", -1) + 1 >= result.get("total_epochs", 0):
-            status = "finished"
-        else:
+        if not ran_to_its_end(result):
             status = "stopped"  # early-stopped by the scheduler
+        else:
+            status = "diverged" if result.get("diverged") else "finished"
         self._close(trial, status)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

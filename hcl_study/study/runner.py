@@ -215,7 +215,6 @@ def run_study(
     Running a spec whose study already exists continues that study (or, when it is
     complete, reports it again) instead of starting over.
     """
-    from ray import tune
 
     from hcl_study.tracking import check_tracking_uri
 
@@ -226,9 +225,7 @@ def run_study(
     spec = parse_study_spec(raw, source=f"study spec {spec_path}")
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
     existing = Path(location.study_dir, STUDY_FILE)
-    if existing.exists() and tune.Tuner.can_restore(
-        StudyLocation.load(existing.parent).experiment_path
-    ):
+    if existing.exists():
         # Running a spec again continues (or, when complete, re-reports) the same study.
         _require_same_spec(existing.parent, spec)
         _require_same_location(
@@ -292,21 +289,42 @@ def find_study(name_or_path: str) -> Path:
 
 
 def resume_study(name_or_path: str, *, address: str | None = None) -> StudySummary:
-    """Finish an interrupted study (`Tuner.restore`), in the same MLflow parent run."""
-    from ray import tune
-
+    """Finish an interrupted study in the same MLflow parent run: `Tuner.restore` of Tune's
+    saved state, or, when the study was interrupted before Tune saved a trial, its trials
+    from the start."""
     from hcl_study.tracking import check_tracking_uri
 
     study_dir = find_study(name_or_path)
     location = StudyLocation.load(study_dir)
     spec = parse_study_spec(yaml.safe_load((study_dir / SPEC_FILE).read_text()))
     check_tracking_uri(location.tracking_uri)
-    if not tune.Tuner.can_restore(location.experiment_path):
-        raise UserError(
-            f"NAME_OR_PATH: {location.experiment_path} holds no restorable Tune experiment."
-        )
+    restore = _saved_trials(location) > 0
+    if not restore and not (address or os.environ.get("RAY_ADDRESS")):
+        check_local_data(spec)
     connect_ray(address, spec)
-    return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=True)
+    if not restore:
+        _discard_saved_experiment(location)
+    return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=restore)
+
+
+def _saved_trials(location: StudyLocation) -> int:
+    """How many trials Tune's saved experiment state holds (0 without one)."""
+    from ray import tune
+    from ray.tune import ExperimentAnalysis
+
+    if not tune.Tuner.can_restore(location.experiment_path):
+        return 0
+    return len(ExperimentAnalysis(location.experiment_path).trials)
+
+
+def _discard_saved_experiment(location: StudyLocation) -> None:
+    """Remove a saved experiment without trials (Tune cannot restore one: its searcher state
+    is lost), so that the study starts its trials afresh there."""
+    import pyarrow.fs
+
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(location.experiment_path)
+    if filesystem.get_file_info(path).type == pyarrow.fs.FileType.Directory:
+        filesystem.delete_dir(path)
 
 
 def _fit(
@@ -327,22 +345,22 @@ def _fit(
         # A SQLite store keeps its artifacts beside it, not in ./mlruns of the working dir.
         artifact_location=Path(location.study_dir, "artifacts").as_uri() if local_store else None,
     )
-    location.experiment_id, location.parent_run_id = study_run.experiment_id, study_run.run_id
-    location.save()
-    context = TrialContext(
-        study_name=spec.name,
-        base=spec.base,
-        tracking_uri=location.tracking_uri,
-        experiment_id=study_run.experiment_id,
-        parent_run_id=study_run.run_id,
-        checkpoint_every=spec.checkpoint_every,
-    )
-    trainable = tune.with_resources(
-        tune.with_parameters(hcl_trainable, context=context),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
-    try:
+    try:  # from here on, the parent run is closed however the study ends
+        location.experiment_id, location.parent_run_id = study_run.experiment_id, study_run.run_id
+        location.save()
+        context = TrialContext(
+            study_name=spec.name,
+            base=spec.base,
+            tracking_uri=location.tracking_uri,
+            experiment_id=study_run.experiment_id,
+            parent_run_id=study_run.run_id,
+            checkpoint_every=spec.checkpoint_every,
+        )
         try:
+            trainable = tune.with_resources(
+                tune.with_parameters(hcl_trainable, context=context),
+                {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+            )
             if restore:
                 # A trial that errored has used up its `max_failures` retries: its FAILED run
                 # is final, as in a study that was never interrupted, so it is not run again.
@@ -424,10 +442,14 @@ def _ended_trials(location: StudyLocation) -> tuple[int, int]:
 
     Read from the experiment state Tune saved last: when a signal interrupts `fit()`, Tune
     saves that state and only then stops the running trials, which it marks TERMINATED in
-    the results `fit()` returns, so only the saved state tells them apart.
+    the results `fit()` returns, so only the saved state tells them apart. (0, 0) when a
+    signal came before Tune saved anything.
     """
+    from ray import tune
     from ray.tune import ExperimentAnalysis, ResultGrid
 
+    if not tune.Tuner.can_restore(location.experiment_path):
+        return 0, 0
     saved = ResultGrid(ExperimentAnalysis(location.experiment_path))
     return saved.num_terminated + saved.num_errors, len(saved)
 
@@ -462,10 +484,15 @@ def _close_unfinished(study_run: StudyRun, status: RunEndStatus) -> None:
 
 def _interrupted_message(spec: StudySpec, location: StudyLocation, progress: str = "") -> str:
     where = f" ({progress})" if progress else ""
+    saved = (
+        f" and Tune saved its state in {location.experiment_path}"
+        if _saved_trials(location)
+        else " (before Tune saved any trial: resume starts its trials)"
+    )
     return (
         f"study {spec.name!r} was interrupted{where}; its MLflow parent run "
-        f"{location.parent_run_id} is marked KILLED and Tune saved its state in "
-        f"{location.experiment_path}. Continue it with: hcl-study resume {spec.name}"
+        f"{location.parent_run_id} is marked KILLED{saved}. Continue it with: "
+        f"hcl-study resume {spec.name}"
     )
 
 
@@ -489,9 +516,13 @@ def saved_boundary_searcher(spec: StudySpec, location: StudyLocation) -> Boundar
 
 
 def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySummary:
+    from hcl_study.study.callbacks import ran_to_its_end
+
     regimes: Counter[str] = Counter()
     for result in grid:
-        regimes["failed" if result.error else (result.metrics or {}).get("regime", "unknown")] += 1
+        metrics = result.metrics or {}
+        failed = result.error is not None and not ran_to_its_end(metrics)
+        regimes["failed" if failed else metrics.get("regime", "unknown")] += 1
     best = None
     try:
         best_result = grid.get_best_result(

@@ -183,6 +183,76 @@ def test_signal_between_trials_interrupts_the_study(
     assert sorted(run.data.params["loss.beta"] for run in children) == ["1.0", "2.0"]
 
 
+def test_ctrl_c_before_tune_started_closes_the_parent_and_resume_runs_the_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the parent run is created but before Tune saved anything: the parent
+    ends KILLED with the resume hint, the study stays where it is (another tracking URI is
+    refused), and `resume` runs its trials in that parent run."""
+    from ray import tune
+
+    from hcl_study.errors import StudyInterrupted
+    from hcl_study.study.runner import resume_study
+
+    monkeypatch.chdir(tmp_path)
+    spec, tracking_uri = sequential_grid(tmp_path, "early-ctrl-c", [1.0])
+    with_parameters = tune.with_parameters
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune, "with_parameters", interrupted)
+    with pytest.raises(StudyInterrupted, match=r"before Tune saved any trial.*resume early-ctrl-c"):
+        run_study(spec)
+    parent, children = study_runs(tracking_uri, "early-ctrl-c")
+    assert parent.info.status == "KILLED" and not children
+
+    monkeypatch.setattr(tune, "with_parameters", with_parameters)
+    with pytest.raises(UserError, match=r"--tracking-uri: the study 'early-ctrl-c' already"):
+        run_study(spec, tracking_uri=f"sqlite:///{tmp_path / 'other.db'}")
+    assert not (tmp_path / "other.db").exists()
+    summary = resume_study("early-ctrl-c")
+    assert summary.parent_run_id == parent.info.run_id and summary.num_trials == 1
+    parent, children = study_runs(tracking_uri, "early-ctrl-c")
+    assert parent.info.status == "FINISHED"
+    assert [run.info.status for run in children] == ["FINISHED"]
+
+
+def test_signal_before_the_first_trial_leaves_a_study_that_resume_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal before Tune's first step: Tune saves an experiment without trials, which it
+    cannot restore (its searcher state is lost). Running the spec again starts the trials
+    afresh in the same parent run."""
+    import os
+    import signal
+
+    from hcl_study.errors import StudyInterrupted
+    from hcl_study.study.callbacks import TrialRunCloser
+
+    monkeypatch.chdir(tmp_path)
+    spec, tracking_uri = sequential_grid(tmp_path, "no-trial-yet", [1.0, 2.0])
+
+    signalled = []
+
+    def signal_at_first_setup(self: TrialRunCloser, **info: Any) -> None:
+        if not signalled:  # Tune's handler is set by now: it stops before its first step
+            signalled.append(True)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(TrialRunCloser, "setup", signal_at_first_setup, raising=False)
+    with pytest.raises(StudyInterrupted, match=r"0 of its 2 trials had ended"):
+        run_study(spec)
+    saved_states = list((tmp_path / "studies" / "no-trial-yet" / "ray").rglob("experiment_state*"))
+    assert saved_states, "Tune saved its (empty) experiment state"
+
+    summary = run_study(spec)
+    assert summary.num_trials == 2
+    parent, children = study_runs(tracking_uri, "no-trial-yet")
+    assert parent.info.status == "FINISHED" and summary.parent_run_id == parent.info.run_id
+    assert sorted(run.data.params["loss.beta"] for run in children) == ["1.0", "2.0"]
+
+
 def test_asha_study_closes_early_stopped_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -224,9 +224,31 @@ def test_resumed_study_reopens_its_parent_run(mlflow_server: MlflowServer) -> No
     assert not study.resumed
     assert resumed.resumed
     assert (resumed.run_id, resumed.experiment_id) == (study.run_id, study.experiment_id)
-    assert MlflowClient(mlflow_server.uri).get_run(study.run_id).info.status == "RUNNING"
+    client = MlflowClient(mlflow_server.uri)
+    assert client.get_run(study.run_id).info.status == "RUNNING"
+    resumed.finish("FINISHED")
+    other_spec = {**spec, "search": {"loss.beta": [2]}, "epochs": 3}
     with pytest.raises(UserError, match=r"search\.loss\.beta"):
-        StudyRun.start_or_resume(mlflow_server.uri, name, {**spec, "search": {"loss.beta": [2]}})
+        StudyRun.start_or_resume(mlflow_server.uri, name, other_spec)
+    refused_by = client.get_run(study.run_id)
+    assert refused_by.info.status == "FINISHED", "a refused spec leaves the study as it was"
+    assert "epochs" not in refused_by.data.params
+
+
+def test_trial_run_with_another_config_is_refused_before_it_is_reopened(
+    mlflow_server: MlflowServer,
+) -> None:
+    name = unique_name("trial-config")
+    study = StudyRun.start_or_resume(mlflow_server.uri, name, {"name": name})
+    trial = open_trial(study, "t0")
+    trial.log_epoch(0, {"loss": 1.0})
+    trial.finish("finished", "DC")
+    with pytest.raises(TrackingError, match=r"different config: loss\.beta"):
+        TrialRun.open(
+            mlflow_server.uri, study.experiment_id, study.run_id, "t0", trial_config(2.0), name
+        )
+    run = MlflowClient(mlflow_server.uri).get_run(trial.run_id)
+    assert (run.info.status, run.data.tags["hcl.status"]) == ("FINISHED", "finished")
 
 
 def test_driver_closes_trials_its_workers_left_running(mlflow_server: MlflowServer) -> None:

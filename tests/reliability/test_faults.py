@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,28 @@ def test_failed_trial_stays_failed_when_the_study_is_run_again(
         ("FAILED", "failed")
     ]
     assert metric_steps(first.tracking_uri, failed[0])["loss"] == [0]
+
+
+def test_crash_after_the_last_report_without_retries_keeps_the_trials_regime(
+    ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no retry left, a trial that raises after reporting its last epoch is an error to
+    Tune, but it had logged everything and closed its run `finished`: the study counts its
+    regime, as the run says, not a failure."""
+    monkeypatch.chdir(tmp_path)
+    set_fault(monkeypatch, "raise@3", tmp_path / "faults", limit=1)  # smoke trials: 3 epochs
+    summary = run_study(write_spec(tmp_path, smoke_spec("crash-at-end", max_failures=0)))
+    assert "failed" not in summary.regimes and sum(summary.regimes.values()) == 4
+    parent, children = study_runs(summary.tracking_uri, "crash-at-end")
+    run_regimes = Counter(run.data.tags["hcl.regime"] for run in children)
+    assert {run.data.tags["hcl.status"] for run in children} == {"finished"}
+    assert summary.regimes == run_regimes
+    assert {
+        tag.removeprefix("hcl.regime_count."): int(count)
+        for tag, count in parent.data.tags.items()
+        if tag.startswith("hcl.regime_count.")
+    } == run_regimes
+    assert (tmp_path / "faults" / "slot-0").exists(), "the fault was injected"
 
 
 def test_trial_that_crashes_after_its_last_report_is_not_trained_again(

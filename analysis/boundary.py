@@ -57,9 +57,9 @@ class PhaseBoundary:
         reason: A readable explanation when status is not "ok" (else "").
         points: The trials used: the axes, regime, `nc`, and `value` for an order parameter.
         level_set: Field, band and contours on the grid; None without a fitted model.
-        pooled: The columns among the caller's `params` that vary within the category but are
-            neither an axis nor a `by` column: the boundary pools trials over them. None when
-            no `params` were given (not checked).
+        pooled: The columns among the caller's `params` that vary among the category's
+            trials it uses but are neither an axis nor a `by` column: the boundary pools
+            trials over them. None when no `params` were given (not checked).
     """
 
     category: dict[str, Any]
@@ -222,9 +222,10 @@ def estimate_phase_boundary(
     )  # fmt: skip
     results = []
     for category, group in _groups(trials, by):
-        points = group.loc[_usable(group, columns), [*columns, "regime"]].copy()
+        usable = group.loc[_usable(group, columns)]
+        points = usable[[*columns, "regime"]].copy()
         points["nc"] = points["regime"] == NC
-        pooled = _pooled(group, params, [*columns, *category])
+        pooled = _pooled(usable, params, [*columns, *category])
         base = PhaseBoundary(category, tuple(columns), "P(NC)", 0.5, "ok", "", points, None, pooled)
         nc = points["nc"].to_numpy()  # (n,)
         if len(points) < min_trials:
@@ -294,7 +295,7 @@ def estimate_level_set(
         usable = group.loc[_usable(group, columns)]
         points = usable[[*columns, *(["regime"] if "regime" in group else [])]].copy()
         points["value"] = pd.to_numeric(usable[order_parameter], errors="coerce")
-        pooled = _pooled(group, params, [*columns, *category])
+        pooled = _pooled(usable, params, [*columns, *category])
         base = PhaseBoundary(
             category, tuple(columns), order_parameter, threshold, "ok", "", points, None, pooled
         )

@@ -249,15 +249,17 @@ def test_trials_that_did_not_run_to_their_end_or_lack_an_axis_value_are_left_out
     """A failed, killed, stopped or running trial (no final regime) has no order parameter
     yet, and a trial without an axis value has no place: neither changes the estimates, even
     with values opposite to the truth."""
-    table = trial_table(seed=13, n=40)
-    unfinished = trial_table(seed=14, n=12).assign(regime=None)
+    table = trial_table(seed=13, n=40).assign(**{"optimizer.lr": 1e-3})
+    unfinished = trial_table(seed=14, n=12).assign(regime=None, **{"optimizer.lr": 1e-2})
     unfinished["erank_ratio"] = 1.0 - unfinished["erank_ratio"]
-    unplaced = trial_table(seed=15, n=2).assign(**{"loss.tau": np.nan})
+    unplaced = trial_table(seed=15, n=2).assign(**{"loss.tau": np.nan, "optimizer.lr": 1e-3})
     polluted = pd.concat([table, unfinished, unplaced], ignore_index=True)
+    params = ("optimizer.lr",)
     for estimate in (
-        lambda t: estimate_phase_boundary(t, **DOMAIN, **FAST),
-        lambda t: estimate_level_set(t, "erank_ratio", 0.5, **DOMAIN, **FAST),
+        lambda t: estimate_phase_boundary(t, params=params, **DOMAIN, **FAST),
+        lambda t: estimate_level_set(t, "erank_ratio", 0.5, params=params, **DOMAIN, **FAST),
     ):
         [clean], [kept] = estimate(table), estimate(polluted)
         assert clean.ok and kept.ok and len(kept.points) == len(table)
         np.testing.assert_array_equal(kept.level_set.field, clean.level_set.field)
+        assert kept.pooled == (), "lr varies only among the trials left out"

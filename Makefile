@@ -24,7 +24,7 @@ study: install
 	$(VENV)/bin/hcl-study study $(SPEC)
 
 train: install
-	$(VENV)/bin/hcl-study train --config configs/latent_class.yaml --out runs/train
+	$(VENV)/bin/hcl-study train --config configs/latent_class.yaml --out runs/train --overwrite
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

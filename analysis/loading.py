@@ -15,7 +15,8 @@ The trial table (`trial_table`) has one row per trial run, failed and killed one
   started its trials;
 * every param (the flattened trial config, e.g. `loss.beta`), typed per column: bool, int
   (nullable Int64 when some are missing), float, or str; 'None' becomes missing (NaN / None);
-* every metric at its last step, as float; a trial without metrics has NaN there.
+* every metric at its last step, as float; a trial without metrics has NaN there (the
+  geometry metrics, `METRIC_KEYS`, are columns even when no trial logged one).
 
 The history table (`history_table`) is long: `trial_id`, `epoch`, `metric`, `value`, one row
 per logged value. MLflow's stand-in for +/-inf (+/-1.8e308) is turned back into +/-inf in both.
@@ -41,6 +42,7 @@ from analysis.order_parameters import (
 )
 from hcl_study.errors import UserError
 from hcl_study.geometry import REGIME_CODES
+from hcl_study.geometry.metrics import METRIC_KEYS
 from hcl_study.study.runner import STUDIES_DIR, STUDY_FILE, StudyLocation
 from hcl_study.tracking import (
     StudyRecord,
@@ -204,7 +206,8 @@ def trial_table(record: StudyRecord) -> pd.DataFrame:
         )
     ids = pd.DataFrame(rows, columns=list(ID_COLUMNS))
     params = typed_params([trial.params for trial in record.trials])
-    metric_keys = sorted({key for trial in record.trials for key in trial.metrics})
+    logged = {key for trial in record.trials for key in trial.metrics}
+    metric_keys = sorted(logged | set(METRIC_KEYS))  # geometry columns even if none logged
     metrics = pd.DataFrame(
         {
             key: _restore_infinities(
@@ -276,11 +279,16 @@ def load_study_data(
         metrics: Metric keys of the history; every logged one when None.
 
     Raises:
-        UserError: No study of that name exists at `tracking_uri`, nothing answers there, or
-            two runs of the study claim one trial.
+        UserError: No study of that name exists at `tracking_uri`, nothing answers there, the
+            study has no trial run yet, or two runs of the study claim one trial.
     """
     _check_store(tracking_uri, study_name)
     record = load_study(tracking_uri, study_name)
+    if not record.trials:
+        raise UserError(
+            f"study {study_name!r} has no trial runs yet (it was interrupted, or is starting, "
+            f"before its first trial); run or resume it first: hcl-study resume {study_name}"
+        )
     _require_one_run_per_trial(record)
     trials = trial_table(record)
     history = history_table(tracking_uri, record, metrics)

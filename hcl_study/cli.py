@@ -92,6 +92,12 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue from OUT/checkpoint.pt if it exists.")
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the run already in OUT (without it, or --resume, such an OUT is refused)."
+        ),
+    ] = False,
     checkpoint_every: Annotated[
         int, typer.Option(min=1, help="Write a checkpoint (and the .npy files) every N epochs.")
     ] = 10,
@@ -99,22 +105,33 @@ def train(
     """Run one training run (no Ray, no MLflow) and write its metrics and class means."""
     from hcl_study.train import CHECKPOINT_FILE, Trainer
     from hcl_study.train import train as run_training
-    from hcl_study.train.outputs import RunOutputs
+    from hcl_study.train.outputs import CONFIG_FILE, RUN_FILES, RunOutputs
 
+    if resume and overwrite:
+        raise UserError(
+            "--resume, --overwrite: give one of them (continue the run, or replace it)."
+        )
     train_config = _load_train_config(config, set_ or [])
-    checkpoint = out / CHECKPOINT_FILE
-    resuming = resume and checkpoint.exists()
+    _check_writable_folder(out, "--out")
+    _check_device(train_config.device)
+    resuming = resume and (out / CHECKPOINT_FILE).exists()
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not (resume or overwrite):
+        raise UserError(
+            f"--out: {out} holds a run already ({', '.join(held)}); continue it with --resume, "
+            "replace it with --overwrite, or give another --out."
+        )
     if resuming:
         _require_same_run(out, train_config)
     trainer = Trainer(train_config)
     outputs = RunOutputs(out)
     if resuming:
-        trainer.restore(out)
+        _restore(trainer, out, train_config.epochs)
+        outputs.truncate(trainer.epoch)
         console.print(f"Resuming {out} at epoch {trainer.epoch}.")
     else:
-        checkpoint.unlink(missing_ok=True)  # a fresh run must never resume an older one
-    outputs.truncate(trainer.epoch)
-    (out / "config.yaml").write_text(_dump_yaml(train_config.model_dump(mode="json")))
+        outputs.start()  # a fresh run never resumes, nor keeps the files of, an older one
+    (out / CONFIG_FILE).write_text(_dump_yaml(train_config.model_dump(mode="json")))
 
     with Progress(
         TextColumn("[bold]train"),
@@ -132,8 +149,8 @@ def train(
         def on_epoch(result: Any) -> None:
             outputs.append(result)
             if trainer.epoch % checkpoint_every == 0 or trainer.epoch == train_config.epochs:
+                outputs.flush()  # first: a checkpoint must never be ahead of the arrays
                 trainer.save(out)
-                outputs.flush()
             progress.update(
                 task,
                 advance=1,
@@ -143,6 +160,32 @@ def train(
         results = run_training(train_config, on_epoch=on_epoch, trainer=trainer)
     outputs.flush()
     _print_train_summary(results, out)
+
+
+def _restore(trainer: Any, out: Path, epochs: int) -> None:
+    """Load OUT/checkpoint.pt into `trainer`; a damaged one, or one past `epochs`, is refused."""
+    try:
+        trainer.restore(out)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise UserError(
+            f"--resume: {out}/checkpoint.pt cannot be read ({type(error).__name__}: {error}); "
+            "start the run over with --overwrite."
+        ) from None
+    if epochs < trainer.epoch:
+        raise UserError(
+            f"epochs: the run in {out} has trained {trainer.epoch} epochs; --resume can only "
+            f"extend it (epochs >= {trainer.epoch}), not shorten it to {epochs}."
+        )
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "device: 'cuda' is asked, but torch sees no CUDA GPU on this machine; allowed here: "
+            "'auto' (the GPU when there is one) or 'cpu'."
+        )
 
 
 def _load_train_config(config: Path | None, assignments: list[str]) -> TrainConfig:
@@ -303,11 +346,26 @@ def _print_study_summary(summary: Any) -> None:
             f"with {params}; "
             f"MLflow run {best['mlflow_run_id']}"
         )
+    from hcl_study.tracking import redacted_uri
+
     console.print(
-        f"MLflow: {summary.tracking_uri} · experiment {summary.experiment_id} · "
+        f"MLflow: {redacted_uri(summary.tracking_uri)} · experiment {summary.experiment_id} · "
         f"parent run {summary.parent_run_id}"
     )
     console.print(f"Open the UI: [bold]{summary.ui_command()}[/]")
+
+
+def _check_writable_folder(out: Path, option: str) -> Path:
+    """A folder that is or can be created at `out`, refused before any work when it cannot
+    be one (created later)."""
+    import os
+
+    existing = next(folder for folder in (out, *out.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        raise UserError(f"{option}: {existing} is a file; give a folder (created when missing).")
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"{option}: {existing} is not writable; give a folder you can write to.")
+    return out
 
 
 @app.command()
@@ -334,7 +392,8 @@ def analyze(
     from hcl_study.study.runner import STUDIES_DIR
 
     uri = tracking_uri or study_tracking_uri(study)
-    report = write_report(uri, study, out or Path(STUDIES_DIR, study, "report"))
+    folder = _check_writable_folder(out, "--out") if out else Path(STUDIES_DIR, study, "report")
+    report = write_report(uri, study, folder)
     console.print(f"Report: {report.path.resolve()}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"Logged under {ARTIFACT_PATH}/ on the parent run {report.parent_run_id} of {study}.",
@@ -390,15 +449,21 @@ def reproduce(
     from hcl_study.study.runner import STUDIES_DIR
 
     spec_path = Path(study)
-    if spec_path.suffix in (".yaml", ".yml") and spec_path.is_file():
+    folder = _check_writable_folder(out, "--out") if out is not None else None
+    if spec_path.suffix in (".yaml", ".yml"):
         from hcl_study.study.runner import run_study
 
+        if not spec_path.is_file():
+            raise UserError(
+                f"STUDY: no spec file at {spec_path}; give an existing study spec (YAML) or the "
+                "name of a study."
+            )
         summary = run_study(spec_path, address=address, tracking_uri=tracking_uri, storage=storage)
         _print_study_summary(summary)
         study, uri = summary.name, summary.tracking_uri
     else:
         uri = tracking_uri or study_tracking_uri(study)
-    report = write_claims_report(uri, study, out or Path(STUDIES_DIR, study, "claims"))
+    report = write_claims_report(uri, study, folder or Path(STUDIES_DIR, study, "claims"))
     claims = json.loads((report.path.parent / CLAIMS_FILE).read_text())["claims"]
     table = Table(title=f"Paper claims on {study}", show_lines=True)
     for column in ("claim", "verdict", "reason"):

@@ -23,6 +23,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+SEED_FIELD: Any = Field(0, ge=0, lt=2**32, description="0 <= seed < 2**32 (numpy's seed range)")
+
+
 class LatentClassData(_Strict):
     """The paper's latent-class model: Gaussian classes around seeded random means."""
 
@@ -33,15 +36,17 @@ class LatentClassData(_Strict):
     num_test: int = Field(1000, ge=1)
     class_spread: float = Field(1.0, gt=0, description="sigma_mu, the scale of the class means")
     noise: float = Field(1.0, ge=0, description="sigma, the within-class noise")
-    seed: int = 0
+    seed: int = SEED_FIELD
 
 
 class DigitsData(_Strict):
     """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes), standardized."""
 
     name: Literal["digits"] = "digits"
-    test_fraction: float = Field(0.25, gt=0, lt=1)
-    seed: int = 0
+    test_fraction: float = Field(
+        0.25, ge=0.01, le=0.99, description="each of the 10 classes needs test and training images"
+    )
+    seed: int = SEED_FIELD
 
     @property
     def num_classes(self) -> int:
@@ -54,7 +59,9 @@ class CifarData(_Strict):
     name: Literal["cifar10", "cifar100"]
     root: str
     augment: bool = False
-    subset: int | None = Field(None, ge=1, description="use only the first N training images")
+    subset: int | None = Field(
+        None, ge=2, description="use only the first N training images (a batch needs 2)"
+    )
 
     @property
     def num_classes(self) -> int:
@@ -73,7 +80,7 @@ class ImageFolderData(_Strict):
     image_size: int = Field(32, ge=8)
     augment: bool = False
     test_fraction: float = Field(0.2, gt=0, lt=1, description="split used when test_root is unset")
-    seed: int = 0
+    seed: int = SEED_FIELD
 
 
 DataConfig = Annotated[
@@ -129,7 +136,7 @@ class TrainConfig(_Strict):
     batch_size: int = Field(512, ge=2)
     eval_batch_size: int = Field(2048, ge=1)
     epochs: int = Field(60, ge=1)
-    seed: int = 0
+    seed: int = SEED_FIELD
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = Field(False, description="bf16 autocast; used on CUDA only")
     num_workers: int = Field(0, ge=0, description="DataLoader workers for image data")

@@ -96,6 +96,11 @@ def image_folder_samples(config: ImageFolderData) -> tuple[list[Sample], list[Sa
             test classes unlike the training ones, or classes too small to split.
     """
     samples, classes = scan_tree(config.root, "data.root")
+    if len(classes) < 2:
+        raise DataError(
+            f"data.root: '{config.root}' has {len(classes)} class folder; contrastive classes "
+            "need at least 2 (one folder per class, images inside)."
+        )
     if len(classes) != config.num_classes:
         raise DataError(
             f"data.num_classes: the config says {config.num_classes} classes, but "

@@ -72,9 +72,13 @@ class StudySummary:
     num_trials: int
 
     def ui_command(self) -> str:
-        if self.tracking_uri.startswith(("http://", "https://")):
-            return f"open {self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment_id}"
-        return f"mlflow ui --backend-store-uri {self.tracking_uri}"
+        """How to open the study in the MLflow UI (any password in the URI redacted)."""
+        from hcl_study.tracking import redacted_uri
+
+        uri = redacted_uri(self.tracking_uri)
+        if uri.startswith(("http://", "https://")):
+            return f"open {uri.rstrip('/')}/#/experiments/{self.experiment_id}"
+        return f"mlflow ui --backend-store-uri {uri}"
 
 
 def locate(spec: StudySpec, *, tracking_uri: str | None, storage: str | None) -> StudyLocation:

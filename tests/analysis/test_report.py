@@ -109,25 +109,68 @@ def test_analyze_of_an_unknown_study_exits_2(smoke_study: SmokeStudy, tmp_path: 
     assert not list(tmp_path.iterdir()), "nothing is written"
 
 
-def test_analyze_of_a_study_whose_trials_logged_nothing(tmp_path: Path) -> None:
-    """Every trial failed before its first epoch: the report says so instead of crashing."""
+def hand_built_study(tmp_path: Path, name: str, betas_and_taus: list[tuple[float, float]]) -> str:
+    """A study whose trials all failed before their first epoch (no metric logged); its URI."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     study = StudyRun.start_or_resume(
-        uri, "nothing", {"name": "nothing"}, artifact_location=(tmp_path / "art").as_uri()
+        uri, name, {"name": name}, artifact_location=(tmp_path / "art").as_uri()
     )
-    for index, (beta, tau) in enumerate([(0.0, 0.2), (5.0, 0.8)]):
-        params = {"loss": {"beta": beta, "tau": tau}, "normalization": "sphere"}
-        trial = TrialRun.open(
-            uri, study.experiment_id, study.run_id, f"t{index}", params, "nothing"
-        )
+    for index, (beta, tau) in enumerate(betas_and_taus):
+        params = {"loss": {"beta": beta, "tau": tau, "name": "scl"}, "normalization": "sphere"}
+        trial = TrialRun.open(uri, study.experiment_id, study.run_id, f"t{index}", params, name)
         trial.finish("failed")
     study.finish()
-    completed = _analyze(
-        "nothing", "--tracking-uri", uri, "--out", str(tmp_path / "report"), cwd=tmp_path
-    )
+    return uri
+
+
+def test_reports_of_a_study_whose_trials_logged_nothing(tmp_path: Path) -> None:
+    """Every trial failed before its first epoch: both reports say so instead of crashing."""
+    uri = hand_built_study(tmp_path, "nothing", [(0.0, 0.2), (5.0, 0.8)])
+    completed = _analyze("nothing", "--tracking-uri", uri, "--out", "report", cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     trials = pd.read_csv(tmp_path / "report" / TRIALS_FILE)
     assert trials["status"].tolist() == ["failed", "failed"]
     assert trials["regime"].isna().all() and trials["erank_ratio"].isna().all()
     boundary = json.loads((tmp_path / "report" / BOUNDARY_FILE).read_text())
     assert [b["status"] for b in boundary["boundaries"]] == ["too_few_trials"]
+
+    completed = subprocess.run(
+        [CLI, "reproduce", "nothing", "--tracking-uri", uri, "--out", "claims"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    claims = json.loads((tmp_path / "claims" / "claims.json").read_text())["claims"]
+    assert {claim["verdict"] for claim in claims} == {"not tested"}
+
+
+def test_analyze_of_a_study_without_trial_runs_exits_2(tmp_path: Path) -> None:
+    """Interrupted before its first trial: nothing to analyse yet, and the message says why."""
+    uri = hand_built_study(tmp_path, "empty", [])
+    completed = _analyze("empty", "--tracking-uri", uri, "--out", "report", cwd=tmp_path)
+    assert completed.returncode == EXIT_USER_ERROR
+    assert "no trial runs yet" in completed.stderr and "hcl-study resume empty" in completed.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_out_that_cannot_be_a_folder_exits_2_before_any_work(tmp_path: Path) -> None:
+    uri = hand_built_study(tmp_path, "out-file", [(0.0, 0.2)])
+    (tmp_path / "taken").write_text("keep me")
+    for command in ("analyze", "reproduce"):
+        for out in ("taken", "taken/report"):
+            completed = subprocess.run(
+                [CLI, command, "out-file", "--tracking-uri", uri, "--out", out],
+                cwd=tmp_path, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert completed.returncode == EXIT_USER_ERROR, (command, out, completed.stderr)
+            assert completed.stderr.count("--out:") == 1, completed.stderr
+    assert (tmp_path / "taken").read_text() == "keep me"
+
+
+def test_reproduce_of_a_missing_spec_file_names_the_file(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [CLI, "reproduce", "specs/claims.yaml"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == EXIT_USER_ERROR
+    assert "no spec file at specs/claims.yaml" in completed.stderr
+    assert not (tmp_path / "studies").exists()

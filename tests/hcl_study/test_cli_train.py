@@ -110,6 +110,97 @@ def test_resume_with_another_config_is_refused(tmp_path: Path, small_config: Pat
     assert {name: (out / name).read_bytes() for name in RUN_FILES} == before
 
 
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in RUN_FILES}
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(
+    tmp_path: Path, small_config: Path
+) -> None:
+    out = tmp_path / "run"
+    common = ("train", "--config", str(small_config), "--out", str(out), "--set", "epochs=2")
+    assert invoke(*common).exit_code == 0
+    before = snapshot(out)
+
+    refused = invoke(*common, "--set", "loss.beta=0")
+    assert refused.exit_code == EXIT_USER_ERROR, refused.output
+    assert "holds a run already" in refused.output and "--overwrite" in refused.output
+    assert snapshot(out) == before, "a finished run is never replaced silently"
+
+    replaced = invoke(*common, "--set", "loss.beta=0", "--set", "epochs=1", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert "beta: 0" in (out / "config.yaml").read_text()
+    assert [record["epoch"] for record in read_metrics(out)] == [0]
+    assert np.load(out / "class_means.npy").shape[0] == 1
+
+
+def test_an_interrupt_while_the_arrays_are_written_leaves_a_resumable_run(
+    tmp_path: Path, small_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C inside the second checkpoint's array write: the checkpoint is never ahead of
+    the arrays, so `--resume` gives the files of an uninterrupted run."""
+    from hcl_study.train.outputs import RunOutputs
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    common = ("train", "--config", str(small_config), "--set", "epochs=4")
+    assert invoke(*common, "--out", str(whole)).exit_code == 0
+    flush = RunOutputs.flush
+    calls = []
+
+    def interrupted_second_flush(self: RunOutputs) -> None:
+        calls.append(True)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        flush(self)
+
+    monkeypatch.setattr(RunOutputs, "flush", interrupted_second_flush)
+    assert invoke(*common, "--out", str(cut), "--checkpoint-every", "1").exit_code != 0
+    monkeypatch.setattr(RunOutputs, "flush", flush)
+    assert np.load(cut / "class_means.npy").shape[0] == 1, "the arrays of the first checkpoint"
+
+    resumed = invoke(*common, "--out", str(cut), "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resuming" in resumed.output and "at epoch 1" in resumed.output
+    for name in ("class_means.npy", "spectrum.npy"):
+        assert np.array_equal(np.load(whole / name), np.load(cut / name))
+    assert len(read_metrics(cut)) == 4
+
+
+def test_resume_refuses_damaged_files_and_a_shorter_run(tmp_path: Path, small_config: Path) -> None:
+    out = tmp_path / "run"
+    common = ("train", "--config", str(small_config), "--out", str(out))
+    assert invoke(*common, "--set", "epochs=2").exit_code == 0
+    spectrum = (out / "spectrum.npy").read_bytes()
+    np.save(out / "spectrum.npy", np.load(out / "spectrum.npy")[:1])
+    refused = invoke(*common, "--set", "epochs=3", "--resume")
+    assert refused.exit_code == EXIT_USER_ERROR, refused.output
+    assert "does not match the checkpoint of 2 epochs: it holds 1 epochs" in refused.output
+    (out / "spectrum.npy").write_bytes(spectrum)
+
+    shorter = invoke(*common, "--set", "epochs=1", "--resume")
+    assert shorter.exit_code == EXIT_USER_ERROR and "can only extend it" in shorter.output
+
+    with (out / "metrics.jsonl").open("a") as handle:
+        handle.write('{"epoch": 2, "lo')  # what a hard kill while appending leaves
+    assert invoke(*common, "--set", "epochs=3", "--resume").exit_code == 0
+    assert [record["epoch"] for record in read_metrics(out)] == [0, 1, 2]
+
+    checkpoint = out / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    damaged = invoke(*common, "--set", "epochs=4", "--resume")
+    assert damaged.exit_code == EXIT_USER_ERROR, damaged.output
+    assert "checkpoint.pt cannot be read" in damaged.output
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_a_gpu_is_refused(tmp_path: Path, small_config: Path) -> None:
+    refused = invoke(
+        "train", "--config", str(small_config), "--set", "device=cuda", "--out", str(tmp_path / "o")
+    )
+    assert refused.exit_code == EXIT_USER_ERROR and "device: 'cuda'" in refused.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_help_lists_every_option() -> None:
     result = invoke("train", "--help")
 

@@ -314,6 +314,18 @@ TRAIN_CASES: dict[str, Case] = {
         "model: {feature_dim: 0}\n", ("model.feature_dim", "greater than or equal to 1")
     ),
     "unknown_device": Case("device: tpu\n", ("device", "'auto', 'cpu' or 'cuda'")),
+    "seed_negative": Case("seed: -1\n", ("seed", "greater than or equal to 0")),
+    "data_seed_too_large": Case(
+        "data: {name: latent_class, seed: 4294967296}\n", ("data.seed", "less than 4294967296")
+    ),
+    "digits_test_fraction_too_small": Case(
+        "data: {name: digits, test_fraction: 0.001}\n",
+        ("data.test_fraction", "greater than or equal to 0.01"),
+    ),
+    "cifar_subset_of_one": Case(
+        "data: {name: cifar10, root: x, subset: 1}\n", ("data.subset", "greater than or equal to 2")
+    ),
+    "out_is_a_file": Case("epochs: 1\n", ("--out", "is a file"), args=("--out", "{root}/bad.yaml")),
     "missing_cifar_root": Case(
         "data: {name: cifar10, root: '{root}/cifar'}\n", ("data.root", "does not exist")
     ),

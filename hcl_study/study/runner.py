@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 from collections import Counter
@@ -519,6 +520,23 @@ def saved_boundary_searcher(spec: StudySpec, location: StudyLocation) -> Boundar
     return searcher
 
 
+def best_trial_result(results: Any, metric: str, mode: str) -> Any:
+    """The result whose last `metric` is best and finite; None without one.
+
+    Ties go to the smallest trial id, so that a study reports the same best trial every
+    time (a restored result grid lists its trials in another order).
+    """
+    scored = []
+    for result in results:
+        metrics = result.metrics or {}
+        value = metrics.get(metric)
+        if isinstance(value, int | float) and math.isfinite(value):
+            scored.append(
+                (value if mode == "min" else -value, str(metrics.get("trial_id")), result)
+            )
+    return min(scored, key=lambda item: item[:2])[2] if scored else None
+
+
 def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySummary:
     from hcl_study.study.callbacks import ran_to_its_end
 
@@ -528,10 +546,8 @@ def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySumma
         failed = result.error is not None and not ran_to_its_end(metrics)
         regimes["failed" if failed else metrics.get("regime", "unknown")] += 1
     best = None
-    try:
-        best_result = grid.get_best_result(
-            spec.objective.metric, spec.objective.mode, filter_nan_and_inf=True
-        )
+    best_result = best_trial_result(grid, spec.objective.metric, spec.objective.mode)
+    if best_result is not None:
         best = {
             "metric": spec.objective.metric,
             "value": best_result.metrics.get(spec.objective.metric),
@@ -539,8 +555,6 @@ def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySumma
             "regime": best_result.metrics.get("regime"),
             "mlflow_run_id": best_result.metrics.get("mlflow_run_id"),
         }
-    except RuntimeError:
-        pass  # no trial reported a finite objective
     return StudySummary(
         name=spec.name,
         tracking_uri=location.tracking_uri,

@@ -329,6 +329,8 @@ def _parse_set(text: str) -> tuple[str, Any]:
 def _print_study_summary(summary: Any) -> None:
     from rich.table import Table
 
+    from hcl_study.tracking import redacted_uri
+
     table = Table(title=f"Study {summary.name}: {summary.num_trials} trials")
     table.add_column("regime")
     table.add_column("trials", justify="right")
@@ -346,8 +348,6 @@ def _print_study_summary(summary: Any) -> None:
             f"with {params}; "
             f"MLflow run {best['mlflow_run_id']}"
         )
-    from hcl_study.tracking import redacted_uri
-
     console.print(
         f"MLflow: {redacted_uri(summary.tracking_uri)} · experiment {summary.experiment_id} · "
         f"parent run {summary.parent_run_id}"

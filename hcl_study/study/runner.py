@@ -220,7 +220,6 @@ def run_study(
     Running a spec whose study already exists continues that study (or, when it is
     complete, reports it again) instead of starting over.
     """
-
     from hcl_study.tracking import check_tracking_uri
 
     try:

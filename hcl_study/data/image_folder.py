@@ -38,7 +38,13 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         path, label = self.samples[index]
-        return self.transform(default_loader(path)), as_int64(label)
+        try:
+            image = default_loader(path)
+        except OSError as error:  # PIL's UnidentifiedImageError is one
+            raise DataError(
+                f"data: the image file {path} cannot be read ({error}); replace or remove it."
+            ) from None
+        return self.transform(image), as_int64(label)
 
 
 def scan_tree(root: str, field: str) -> tuple[list[Sample], list[str]]:

@@ -237,6 +237,17 @@ def test_image_folder_split_shapes_and_classes(tmp_path: Path) -> None:
     assert len(train_paths | test_paths) == 15
 
 
+def test_an_unreadable_image_is_a_data_error_naming_the_file(tmp_path: Path) -> None:
+    """The folder check only lists files; a damaged one is found when it is read."""
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=4)
+    bundle = _image_folder(root)
+    path, _ = bundle.train_eval.samples[0]
+    Path(path).write_bytes(b"not an image")
+    with pytest.raises(DataError, match=rf"the image file {path} cannot be read"):
+        bundle.train_eval[0]
+    assert bundle.train_eval[1][0].shape == (3, 16, 16), "the other images still load"
+
+
 def test_image_folder_with_test_root(tmp_path: Path) -> None:
     root = write_fake_image_folder(tmp_path / "train", num_classes=2, images_per_class=4)
     test_root = write_fake_image_folder(tmp_path / "val", num_classes=2, images_per_class=3)

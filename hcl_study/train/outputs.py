@@ -67,10 +67,10 @@ class RunOutputs:
         """
         kept = self._metrics_lines(epochs)
         self.metrics_path.write_text("".join(f"{line}\n" for line in kept))
-        for name, store in ((CLASS_MEANS_FILE, self.class_means), (SPECTRUM_FILE, self.spectra)):
+        for name, store in self._arrays():
             path = self.directory / name
             try:
-                arrays = np.load(path) if epochs else np.empty((0,))
+                arrays = np.load(path)
             except (OSError, ValueError, EOFError) as error:
                 raise _damaged(path, epochs, f"it cannot be read ({error})") from None
             if len(arrays) < epochs:
@@ -105,12 +105,16 @@ class RunOutputs:
 
     def flush(self) -> None:
         """Rewrite the arrays, each atomically (temp file + rename)."""
-        for name, store in ((CLASS_MEANS_FILE, self.class_means), (SPECTRUM_FILE, self.spectra)):
+        for name, store in self._arrays():
             if store:
                 path = self.directory / name
                 with open(path.with_suffix(".tmp"), "wb") as handle:
                     np.save(handle, np.stack(store))
                 os.replace(path.with_suffix(".tmp"), path)
+
+    def _arrays(self) -> tuple[tuple[str, list[np.ndarray]], ...]:
+        """Each array file with the per-epoch arrays it holds."""
+        return ((CLASS_MEANS_FILE, self.class_means), (SPECTRUM_FILE, self.spectra))
 
     def read_metrics(self) -> list[dict]:
         return [json.loads(line) for line in self.metrics_path.read_text().splitlines()]

@@ -12,11 +12,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from hcl_study.errors import UserError, describe_validation_error
 
 Normalization = Literal["none", "ball", "sphere"]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic's lax mode reads `epochs: true` as 1; its strict mode would also refuse the
+    # numpy integers that Ray Tune samples, so only booleans are refused here.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_not_a_boolean)]
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
 
 
 class _Strict(BaseModel):
@@ -30,23 +42,23 @@ class LatentClassData(_Strict):
     """The paper's latent-class model: Gaussian classes around seeded random means."""
 
     name: Literal["latent_class"] = "latent_class"
-    num_classes: int = Field(50, ge=2)
-    input_dim: int = Field(32, ge=1)
-    num_train: int = Field(5000, ge=2)
-    num_test: int = Field(1000, ge=1)
-    class_spread: float = Field(1.0, gt=0, description="sigma_mu, the scale of the class means")
-    noise: float = Field(1.0, ge=0, description="sigma, the within-class noise")
-    seed: int = SEED_FIELD
+    num_classes: Integer = Field(50, ge=2)
+    input_dim: Integer = Field(32, ge=1)
+    num_train: Integer = Field(5000, ge=2)
+    num_test: Integer = Field(1000, ge=1)
+    class_spread: Number = Field(1.0, gt=0, description="sigma_mu, the scale of the class means")
+    noise: Number = Field(1.0, ge=0, description="sigma, the within-class noise")
+    seed: Integer = SEED_FIELD
 
 
 class DigitsData(_Strict):
     """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes), standardized."""
 
     name: Literal["digits"] = "digits"
-    test_fraction: float = Field(
+    test_fraction: Number = Field(
         0.25, ge=0.01, le=0.99, description="each of the 10 classes needs test and training images"
     )
-    seed: int = SEED_FIELD
+    seed: Integer = SEED_FIELD
 
     @property
     def num_classes(self) -> int:
@@ -59,7 +71,7 @@ class CifarData(_Strict):
     name: Literal["cifar10", "cifar100"]
     root: str
     augment: bool = False
-    subset: int | None = Field(
+    subset: Integer | None = Field(
         None, ge=2, description="use only the first N training images (a batch needs 2)"
     )
 
@@ -73,14 +85,14 @@ class ImageFolderData(_Strict):
 
     name: Literal["image_folder"] = "image_folder"
     root: str
-    num_classes: int = Field(
+    num_classes: Integer = Field(
         ge=2, description="number of class folders (e.g. 200 for Tiny-ImageNet); checked on load"
     )
     test_root: str | None = None
-    image_size: int = Field(32, ge=8)
+    image_size: Integer = Field(32, ge=8)
     augment: bool = False
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="split used when test_root is unset")
-    seed: int = SEED_FIELD
+    test_fraction: Number = Field(0.2, gt=0, lt=1, description="split used when test_root is unset")
+    seed: Integer = SEED_FIELD
 
 
 DataConfig = Annotated[
@@ -97,21 +109,21 @@ class ModelConfig(_Strict):
     """Encoder plus projection head. `feature_dim` defaults to num_classes - 1 (the paper)."""
 
     name: Literal["mlp", "resnet18", "resnet50"] = "mlp"
-    width: int = Field(256, ge=1, description="MLP hidden width")
-    depth: int = Field(2, ge=1, description="number of MLP hidden layers")
-    head_hidden: int = Field(512, ge=1, description="hidden width of the projection head")
-    feature_dim: int | None = Field(None, ge=1)
+    width: Integer = Field(256, ge=1, description="MLP hidden width")
+    depth: Integer = Field(2, ge=1, description="number of MLP hidden layers")
+    head_hidden: Integer = Field(512, ge=1, description="hidden width of the projection head")
+    feature_dim: Integer | None = Field(None, ge=1)
 
 
 class LossConfig(_Strict):
     """SCL/UCL with hardness beta (beta = 0 is the plain loss)."""
 
     name: Literal["scl", "ucl"] = "scl"
-    beta: float = Field(0.0, ge=0)
-    tau: float = Field(1.0, gt=0)
+    beta: Number = Field(0.0, ge=0)
+    tau: Number = Field(1.0, gt=0)
     estimator: Literal["reweight", "sample"] = "reweight"
-    negative_scale: float = Field(1.0, gt=0)
-    num_negatives: int = Field(256, ge=1)
+    negative_scale: Number = Field(1.0, gt=0)
+    num_negatives: Integer = Field(256, ge=1)
     self_positive: bool = True
     self_negative: bool = Field(
         True, description="UCL: the anchor is among its own negatives, as in the reference code"
@@ -120,9 +132,9 @@ class LossConfig(_Strict):
 
 class OptimizerConfig(_Strict):
     name: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    lr: Number = Field(1e-3, gt=0)
+    weight_decay: Number = Field(0.0, ge=0)
+    momentum: Number = Field(0.9, ge=0, lt=1, description="SGD only")
 
 
 class TrainConfig(_Strict):
@@ -133,14 +145,14 @@ class TrainConfig(_Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     normalization: Normalization = "ball"
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    batch_size: int = Field(512, ge=2)
-    eval_batch_size: int = Field(2048, ge=1)
-    epochs: int = Field(60, ge=1)
-    seed: int = SEED_FIELD
+    batch_size: Integer = Field(512, ge=2)
+    eval_batch_size: Integer = Field(2048, ge=1)
+    epochs: Integer = Field(60, ge=1)
+    seed: Integer = SEED_FIELD
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = Field(False, description="bf16 autocast; used on CUDA only")
-    num_workers: int = Field(0, ge=0, description="DataLoader workers for image data")
-    cpu_threads: int = Field(
+    num_workers: Integer = Field(0, ge=0, description="DataLoader workers for image data")
+    cpu_threads: Integer = Field(
         1, ge=1, description="torch CPU threads; float sums depend on it, so it is part of the seed"
     )
 

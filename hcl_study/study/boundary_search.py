@@ -32,9 +32,11 @@ is not re-probed. Around failures the order parameter does not exist, and the GP
 knows nothing there, would stay uncertain forever: SUR therefore counts each point (of its
 reference set and of the expected error) by the chance that a trial there succeeds
 (`success_probability`, a kernel estimate from the cell's results and failures), so that
-a region where trials keep failing stops drawing them. An errored trial that Tune later
-resumes (`Tuner.restore(..., resume_errored=True)`; hcl-study's own resume does not) and
-completes counts as a normal result.
+a region where trials keep failing stops drawing them. A trial that errors after
+reporting its final epoch (`callbacks.ran_to_its_end`: with no retry left, Tune then
+passes no result) counts by that report, as its MLflow run does. An errored trial that Tune
+later resumes (`Tuner.restore(..., resume_errored=True)`; hcl-study's own resume does not)
+and completes counts as a normal result.
 Trials Tune removes before they run are forgotten.
 
 With `target_error`, the search ends (`Searcher.FINISHED`) once every category
@@ -77,6 +79,7 @@ from hcl_study.levelset import (
     success_probability,
     unit_grid,
 )
+from hcl_study.study.callbacks import ran_to_its_end
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +214,7 @@ class BoundarySearcher(Searcher):
         ]
         self._pending: dict[str, tuple[int, np.ndarray]] = {}  # trial id -> (cell, (d,))
         self._failed: dict[str, tuple[int, np.ndarray]] = {}  # trial id -> (cell, (d,))
+        self._last_results: dict[str, dict[str, Any]] = {}  # pending trial id -> its report
         self._max_concurrent: int | None = None
         self._finished = False  # suggest returned FINISHED: Tune starts no more trials
 
@@ -242,14 +246,22 @@ class BoundarySearcher(Searcher):
         config.update(self.fixed)
         return config
 
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Keep a pending trial's latest report, its final one if it errors afterwards."""
+        if trial_id in self._pending:
+            self._last_results[trial_id] = result
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         """Record the final metric of a trial (or mark its point failed)."""
         entry = self._pending.pop(trial_id, None) or self._failed.pop(trial_id, None)
+        last_result = self._last_results.pop(trial_id, None)
         if entry is None:
             logger.warning("BoundarySearcher: completion of unknown trial %s ignored", trial_id)
             return
+        if error and last_result is not None and ran_to_its_end(last_result):
+            error, result = False, last_result
         if not error and result is None:
             return  # removed before it ran: nothing was learned
         value = None if result is None else result.get(self.metric)

@@ -17,6 +17,8 @@ from pydantic import (
 )
 
 from hcl_study.config import (
+    Integer,
+    Number,
     TrainConfig,
     describe_train_config_error,
     flatten,
@@ -54,12 +56,12 @@ class SpaceEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[float, float] | None = None
-    integer: tuple[int, int] | None = Field(None, alias="int")
+    uniform: tuple[Number, Number] | None = None
+    loguniform: tuple[Number, Number] | None = None
+    integer: tuple[Integer, Integer] | None = Field(None, alias="int")
     choice: list[Any] | None = Field(None, min_length=1)
     grid: list[Any] | None = Field(None, min_length=1)
-    offset: float = Field(0.0, ge=0)
+    offset: Number = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SpaceEntry:
@@ -100,15 +102,15 @@ class SpaceEntry(BaseModel):
 
 class SearchConfig(_Strict):
     algorithm: Literal["optuna", "random", "grid", "boundary"] = "optuna"
-    num_samples: int | None = Field(
+    num_samples: Integer | None = Field(
         None, ge=1, description="trials (required); for grid, the grid size or left out"
     )
-    max_concurrent: int = Field(2, ge=1)
-    seed: int = 0
+    max_concurrent: Integer = Field(2, ge=1)
+    seed: Integer = 0
     order_parameter: str | None = Field(None, description="boundary search: metric to threshold")
-    threshold: float | None = Field(None, description="boundary search: level of the boundary")
-    initial_design: int = Field(8, ge=2, description="boundary search: space-filling points")
-    target_error: float | None = Field(
+    threshold: Number | None = Field(None, description="boundary search: level of the boundary")
+    initial_design: Integer = Field(8, ge=2, description="boundary search: space-filling points")
+    target_error: Number | None = Field(
         None,
         gt=0,
         lt=0.5,
@@ -120,8 +122,8 @@ class SchedulerConfig(_Strict):
     name: Literal["fifo", "asha"] = "fifo"
     metric: str | None = None
     mode: Literal["min", "max"] | None = None
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
+    grace_period: Integer = Field(1, ge=1)
+    reduction_factor: Number = Field(3.0, gt=1)
 
 
 class ObjectiveConfig(_Strict):
@@ -130,8 +132,8 @@ class ObjectiveConfig(_Strict):
 
 
 class ResourcesConfig(_Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    cpu: Number = Field(1.0, gt=0)
+    gpu: Number = Field(0.0, ge=0)
 
 
 class StudySpec(_Strict):
@@ -144,8 +146,8 @@ class StudySpec(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    checkpoint_every: int = Field(5, ge=1, description="epochs between trial checkpoints")
-    max_failures: int = Field(2, ge=0, description="retries of a crashed trial")
+    checkpoint_every: Integer = Field(5, ge=1, description="epochs between trial checkpoints")
+    max_failures: Integer = Field(2, ge=0, description="retries of a crashed trial")
     tracking_uri: str | None = None
     storage_path: str | None = None
 

@@ -281,6 +281,23 @@ def test_resumed_errored_trial_counts_as_a_result() -> None:
     assert (estimate.n_completed, estimate.n_failed) == (1, 0)
 
 
+def test_an_error_after_the_final_report_counts_by_that_report() -> None:
+    """With no retry left Tune completes such a trial with error=True and no result; the
+    trainable had logged its final epoch and closed its run, so the point is a result."""
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5)
+    final = {"erank_ratio": 0.7, "epoch": 4, "total_epochs": 5}
+    for trial_id in ("after_the_end", "mid_run"):
+        searcher.suggest(trial_id)
+        searcher.on_trial_result(trial_id, {**final, "epoch": 3})
+    searcher.on_trial_result("after_the_end", final)
+    for trial_id in ("after_the_end", "mid_run"):
+        searcher.on_trial_complete(trial_id, error=True)
+    [estimate] = searcher.estimate()
+    assert (estimate.n_completed, estimate.n_failed) == (1, 1)
+    assert searcher._cells[0].observed_y == [0.7]
+    assert not searcher._last_results, "reports of ended trials are not kept"
+
+
 def test_estimate_gives_one_level_set_per_category() -> None:
     searcher = BoundarySearcher(
         [BETA, TAU], "erank_ratio", 0.5, categories={"normalization": ["ball", "sphere"]}
@@ -361,3 +378,34 @@ def test_tuner_restore_resumes_errored_trials_with_the_searcher_state(
     after_restore.restore_from_dir(str(experiment))
     [after] = after_restore.estimate()
     assert (after.n_completed, after.n_failed) == (6, 0)
+
+
+def test_tune_passes_the_reports_that_make_an_error_after_the_last_one_a_result(
+    ray_session, tmp_path: Path
+) -> None:
+    from ray import tune
+
+    def trainable(config: dict[str, Any]) -> None:
+        lr_exponent = math.log10(config["lr"])
+        for epoch in range(2):
+            tune.report({"erank_ratio": lr_exponent + epoch, "epoch": epoch, "total_epochs": 2})
+        raise RuntimeError("crash after the final report")
+
+    searcher = BoundarySearcher([LR], "erank_ratio", 0.5, initial_design=3)
+    tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=3, max_concurrent_trials=1),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path),
+            name="bs",
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    ).fit()
+    restored = BoundarySearcher([LR], "erank_ratio", 0.5)
+    restored.restore_from_dir(str(tmp_path / "bs"))
+    [estimate] = restored.estimate()
+    assert (estimate.n_completed, estimate.n_failed) == (3, 0)
+    observed_lr = np.array(restored._cells[0].observed_x)[:, 0]  # (3,) unit coordinates
+    lr_exponents = np.log10(from_unit([LR], observed_lr[:, None])[:, 0])
+    assert restored._cells[0].observed_y == pytest.approx([e + 1 for e in lr_exponents])

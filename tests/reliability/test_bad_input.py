@@ -106,6 +106,13 @@ STUDY_CASES: dict[str, Case] = {
     "epochs_zero": Case(
         spec_text(base={"epochs": 0}), ("base.epochs", "greater than or equal to 1")
     ),
+    "boolean_for_an_integer": Case(
+        spec_text(checkpoint_every=True), ("checkpoint_every", "expected a number", "boolean true")
+    ),
+    "boolean_bound_in_space": Case(
+        spec_text(space={"batch_size": {"int": [False, 64]}}),
+        ("space.batch_size.int", "expected a number", "boolean false"),
+    ),
     "num_samples_zero": Case(
         spec_text(search={"algorithm": "optuna", "num_samples": 0}),
         ("search.num_samples", "greater than or equal to 1"),
@@ -325,6 +332,12 @@ TRAIN_CASES: dict[str, Case] = {
     "cifar_subset_of_one": Case(
         "data: {name: cifar10, root: x, subset: 1}\n", ("data.subset", "greater than or equal to 2")
     ),
+    "boolean_epochs_by_set": Case(
+        "epochs: 3\n",
+        ("epochs", "expected a number", "boolean true"),
+        args=("--set", "epochs=true"),
+    ),
+    "boolean_beta": Case("loss: {beta: yes}\n", ("loss.beta", "expected a number", "boolean true")),
     "out_is_a_file": Case("epochs: 1\n", ("--out", "is a file"), args=("--out", "{root}/bad.yaml")),
     "missing_cifar_root": Case(
         "data: {name: cifar10, root: '{root}/cifar'}\n", ("data.root", "does not exist")

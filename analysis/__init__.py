@@ -1,6 +1,7 @@
 """Analysis of hcl-study studies: MLflow runs -> tables, order parameters, figures, report.
 
-- `analysis.loading`: `load_study_data` (trial table + per-epoch history), singular values.
+- `analysis.loading`: `load_study_data` (trial table + per-epoch history), singular values,
+  `unfinished_note` (why a study's results may still change).
 - `analysis.order_parameters`: erank ratios, log ETF distance, DC fraction; regimes.
 - `analysis.boundary`: the NC/DC phase boundary with its band.
 - `analysis.figures`: the paper's figures 1-6 and the phase diagram.
@@ -24,6 +25,7 @@ from analysis.loading import (
     load_singular_values,
     load_study_data,
     study_tracking_uri,
+    unfinished_note,
 )
 from analysis.order_parameters import (
     ORDER_PARAMETERS,
@@ -58,5 +60,6 @@ __all__ = [
     "singular_values_from_spectrum",
     "study_tracking_uri",
     "trial_labels",
+    "unfinished_note",
     "write_report",
 ]

@@ -694,7 +694,7 @@ def write_claims_report(
         UserError: No study of that name exists at `tracking_uri`.
         TrackingError: MLflow could not be reached or refused a call.
     """
-    from analysis.loading import load_study_data
+    from analysis.loading import load_study_data, unfinished_note
     from analysis.order_parameters import add_order_parameters
     from hcl_study.tracking import StudyRun
 
@@ -723,22 +723,25 @@ def write_claims_report(
     for name, (_, png) in pngs.items():
         (out / name).write_bytes(png)
     trials.to_csv(out / TRIALS_FILE, index=False)
-    (out / BOUNDARY_FILE).write_text(
-        json.dumps(_boundary_json(boundaries, boundary_error), indent=2, default=str)
-    )
-    claims = {"claims": [asdict(result) for result in results], "limits": paragraphs}
+    boundary = {"study_status": data.status, **_boundary_json(boundaries, boundary_error)}
+    (out / BOUNDARY_FILE).write_text(json.dumps(boundary, indent=2, default=str))
+    claims = {
+        "study_status": data.status,
+        "claims": [asdict(result) for result in results],
+        "limits": paragraphs,
+    }
     (out / CLAIMS_FILE).write_text(json.dumps(_plain(claims), indent=2, default=str))
     (out / REPORT_FILE).write_text(page, encoding="utf-8")
     files = [out / name for name in (REPORT_FILE, *pngs, CLAIMS_FILE, TRIALS_FILE, BOUNDARY_FILE)]
     if not log_to_mlflow:
-        return Report(out / REPORT_FILE, files, None)
+        return Report(out / REPORT_FILE, files, None, unfinished_note(data))
     with tempfile.TemporaryDirectory(prefix="hcl-claims-report-") as staging:
         for path in files:
             shutil.copy2(path, staging)
         StudyRun(tracking_uri, study_name, data.experiment_id, data.parent_run_id).log_artifacts(
             Path(staging), ARTIFACT_PATH
         )
-    return Report(out / REPORT_FILE, files, data.parent_run_id)
+    return Report(out / REPORT_FILE, files, data.parent_run_id, unfinished_note(data))
 
 
 def _plain(value: Any) -> Any:

@@ -82,6 +82,8 @@ class StudyData:
         tracking_uri: Where it was read from.
         experiment_id: The study's experiment.
         parent_run_id: The study's parent run (where the report is logged).
+        status: The parent run's MLflow status; anything but FINISHED means the study is
+            not complete (interrupted, failed, or still running), so its results may change.
         trials: The trial table (see the module docstring).
         history: The long per-epoch table `trial_id, epoch, metric, value`.
         param_columns: The trial table's param columns (the others are ids and metrics).
@@ -91,6 +93,7 @@ class StudyData:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    status: str
     trials: pd.DataFrame
     history: pd.DataFrame
     param_columns: tuple[str, ...]
@@ -296,7 +299,35 @@ def load_study_data(
     trials["epochs_logged"] = trials["trial_id"].map(epochs).fillna(0).astype("int64")
     params = tuple(sorted({key for trial in record.trials for key in trial.params}))
     return StudyData(
-        study_name, tracking_uri, record.experiment_id, record.run_id, trials, history, params
+        name=study_name,
+        tracking_uri=tracking_uri,
+        experiment_id=record.experiment_id,
+        parent_run_id=record.run_id,
+        status=record.status,
+        trials=trials,
+        history=history,
+        param_columns=params,
+    )
+
+
+_UNFINISHED_REASONS = {
+    "KILLED": "was interrupted",
+    "FAILED": "stopped on an error",
+    "RUNNING": "is still running, or its driver died before closing it",
+}
+
+
+def unfinished_note(data: StudyData) -> str:
+    """Why the study's results may still change, or "" for a complete study."""
+    if data.status == "FINISHED":
+        return ""
+    reason = _UNFINISHED_REASONS.get(data.status, "has not finished")
+    ended = int(data.trials["regime"].notna().sum())
+    return (
+        f"Study {data.name!r} is not complete: it {reason} (parent run {data.status}). "
+        f"Figures, boundaries and verdicts use the {ended} of its {len(data.trials)} trial "
+        f"runs that ran to their end, and may change when it completes "
+        f"(hcl-study resume {data.name} continues a study that is not running)."
     )
 
 

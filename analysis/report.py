@@ -41,7 +41,13 @@ from analysis.figures import (
     plot_zero_sum,
     trial_labels,
 )
-from analysis.loading import ID_COLUMNS, StudyData, load_singular_values, load_study_data
+from analysis.loading import (
+    ID_COLUMNS,
+    StudyData,
+    load_singular_values,
+    load_study_data,
+    unfinished_note,
+)
 from analysis.order_parameters import ORDER_PARAMETERS, add_order_parameters
 from hcl_study.tracking import (
     BOUNDARY_SEARCH_ARTIFACT,
@@ -77,11 +83,13 @@ class Report:
         files: Every file written (the report, the PNGs, the CSV and the JSON).
         parent_run_id: The parent run the files were logged to (under `report/`); None when
             they were not logged.
+        unfinished: Why the study's results may still change (`unfinished_note`), or "".
     """
 
     path: Path
     files: list[Path]
     parent_run_id: str | None
+    unfinished: str = ""
 
 
 def estimate_boundaries(
@@ -225,6 +233,8 @@ def render_html(
     counts = pd.crosstab(trials["status"], trials["regime"].fillna("no final regime"))
     columns = [*ID_COLUMNS, *_varied_params(data), *[m for m in TABLE_METRICS if m in trials]]
     error = f'<p class="reason">{html.escape(boundary_error)}</p>' if boundary_error else ""
+    note = unfinished_note(data)
+    unfinished = f'<p class="reason"><b>{html.escape(note)}</b></p>' if note else ""
     definitions = "".join(
         f"<li><code>{html.escape(name)}</code>: {html.escape(text)}</li>"
         for name, text in ORDER_PARAMETERS.items()
@@ -240,6 +250,7 @@ def render_html(
 <h1>Study {html.escape(data.name)}</h1>
 <p>{len(trials)} trials · MLflow {html.escape(redacted_uri(data.tracking_uri))} · experiment
 {html.escape(data.experiment_id)} · parent run {html.escape(data.parent_run_id)}</p>
+{unfinished}
 <h2>Regimes</h2>
 <p>Trials by status and final regime. A regime is final only when the trial ran to its end
 (finished or diverged); failed, killed and stopped trials have "no final regime".</p>
@@ -307,16 +318,16 @@ def write_report(
     for name, (_, png) in pngs.items():
         (out / name).write_bytes(png)
     trials.to_csv(out / TRIALS_FILE, index=False)
-    boundary = _boundary_json(boundaries, boundary_error)
+    boundary = {"study_status": data.status, **_boundary_json(boundaries, boundary_error)}
     (out / BOUNDARY_FILE).write_text(json.dumps(boundary, indent=2, default=str))
     page = render_html(data, trials, pngs, boundaries, boundary_error)
     (out / REPORT_FILE).write_text(page, encoding="utf-8")
     files = [out / name for name in (REPORT_FILE, *pngs, TRIALS_FILE, BOUNDARY_FILE)]
     if not log_to_mlflow:
-        return Report(out / REPORT_FILE, files, None)
+        return Report(out / REPORT_FILE, files, None, unfinished_note(data))
     with tempfile.TemporaryDirectory(prefix="hcl-report-") as staging:
         for path in files:  # only our files, whatever else `out_dir` holds
             shutil.copy2(path, staging)
         study_run = StudyRun(tracking_uri, study_name, data.experiment_id, data.parent_run_id)
         study_run.log_artifacts(Path(staging), ARTIFACT_PATH)
-    return Report(out / REPORT_FILE, files, data.parent_run_id)
+    return Report(out / REPORT_FILE, files, data.parent_run_id, unfinished_note(data))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from hcl_study.config import (
     with_overrides,
 )
 from hcl_study.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, StudyInterrupted, UserError
+
+if TYPE_CHECKING:
+    from analysis.report import Report
 
 app = typer.Typer(
     help="Hyperparameter studies of hard-negative contrastive learning (NC vs DC).",
@@ -394,9 +397,15 @@ def analyze(
     uri = tracking_uri or study_tracking_uri(study)
     folder = _check_writable_folder(out, "--out") if out else Path(STUDIES_DIR, study, "report")
     report = write_report(uri, study, folder)
+    _print_report_location(report, ARTIFACT_PATH, study)
+
+
+def _print_report_location(report: Report, artifact_path: str, study: str) -> None:
+    if report.unfinished:
+        console.print(f"[yellow]{escape(report.unfinished)}[/yellow]", soft_wrap=True)
     console.print(f"Report: {report.path.resolve()}", markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"Logged under {ARTIFACT_PATH}/ on the parent run {report.parent_run_id} of {study}.",
+        f"Logged under {artifact_path}/ on the parent run {report.parent_run_id} of {study}.",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -471,10 +480,4 @@ def reproduce(
     for claim in claims:
         table.add_row(str(claim["number"]), claim["verdict"], escape(claim["reason"]))
     console.print(table)
-    console.print(f"Report: {report.path.resolve()}", markup=False, highlight=False, soft_wrap=True)
-    console.print(
-        f"Logged under {ARTIFACT_PATH}/ on the parent run {report.parent_run_id} of {study}.",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    _print_report_location(report, ARTIFACT_PATH, study)

@@ -839,6 +839,7 @@ class StudyRecord:
 
     experiment_id: str
     run_id: str
+    status: str  # the parent run's MLflow status: FINISHED once the study is complete
     params: dict[str, str]
     tags: dict[str, str]
     trials: list[TrialRecord]
@@ -884,6 +885,7 @@ def load_study(
     return StudyRecord(
         experiment_id=experiment.experiment_id,
         run_id=parent.info.run_id,
+        status=parent.info.status,
         params=dict(parent.data.params),
         tags=dict(parent.data.tags),
         trials=trials,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -9,9 +10,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 from smoke_study import SmokeStudy
 
+from analysis.claims import CLAIMS_FILE
+from analysis.claims import REPORT_FILE as CLAIMS_REPORT_FILE
 from analysis.report import (
     ARTIFACT_PATH,
     BOUNDARY_FILE,
@@ -22,7 +26,7 @@ from analysis.report import (
     estimate_boundaries,
 )
 from hcl_study.errors import EXIT_USER_ERROR
-from hcl_study.tracking import StudyRun, TrialRun, load_study
+from hcl_study.tracking import RunEndStatus, StudyRun, TrialRun, load_study
 
 CLI = str(Path(sys.executable).with_name("hcl-study"))
 FIGURE_TITLES = (
@@ -109,8 +113,16 @@ def test_analyze_of_an_unknown_study_exits_2(smoke_study: SmokeStudy, tmp_path: 
     assert not list(tmp_path.iterdir()), "nothing is written"
 
 
-def hand_built_study(tmp_path: Path, name: str, betas_and_taus: list[tuple[float, float]]) -> str:
-    """A study whose trials all failed before their first epoch (no metric logged); its URI."""
+def hand_built_study(
+    tmp_path: Path,
+    name: str,
+    betas_and_taus: list[tuple[float, float]],
+    end: RunEndStatus | None = "FINISHED",
+) -> str:
+    """A study whose trials all failed before their first epoch (no metric logged); its URI.
+
+    `end` is the parent run's end status; None leaves it RUNNING.
+    """
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     study = StudyRun.start_or_resume(
         uri, name, {"name": name}, artifact_location=(tmp_path / "art").as_uri()
@@ -119,7 +131,8 @@ def hand_built_study(tmp_path: Path, name: str, betas_and_taus: list[tuple[float
         params = {"loss": {"beta": beta, "tau": tau, "name": "scl"}, "normalization": "sphere"}
         trial = TrialRun.open(uri, study.experiment_id, study.run_id, f"t{index}", params, name)
         trial.finish("failed")
-    study.finish()
+    if end is not None:
+        study.finish(end)
     return uri
 
 
@@ -133,6 +146,9 @@ def test_reports_of_a_study_whose_trials_logged_nothing(tmp_path: Path) -> None:
     assert trials["regime"].isna().all() and trials["erank_ratio"].isna().all()
     boundary = json.loads((tmp_path / "report" / BOUNDARY_FILE).read_text())
     assert [b["status"] for b in boundary["boundaries"]] == ["too_few_trials"]
+    assert boundary["study_status"] == "FINISHED"
+    assert "not complete" not in (tmp_path / "report" / REPORT_FILE).read_text()
+    assert "not complete" not in completed.stdout + completed.stderr
 
     completed = subprocess.run(
         [CLI, "reproduce", "nothing", "--tracking-uri", uri, "--out", "claims"],
@@ -141,6 +157,29 @@ def test_reports_of_a_study_whose_trials_logged_nothing(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr[-3000:]
     claims = json.loads((tmp_path / "claims" / "claims.json").read_text())["claims"]
     assert {claim["verdict"] for claim in claims} == {"not tested"}
+
+
+@pytest.mark.parametrize(("end", "reason"), [("KILLED", "was interrupted"), (None, "running")])
+def test_reports_of_an_unfinished_study_say_so(
+    end: RunEndStatus | None, reason: str, tmp_path: Path
+) -> None:
+    uri = hand_built_study(tmp_path, "halfway", [(0.0, 0.2), (5.0, 0.8)], end=end)
+    status = end or "RUNNING"
+    for command, out, page_file, json_file in (
+        ("analyze", "report", REPORT_FILE, BOUNDARY_FILE),
+        ("reproduce", "claims", CLAIMS_REPORT_FILE, CLAIMS_FILE),
+    ):
+        completed = subprocess.run(
+            [CLI, command, "halfway", "--tracking-uri", uri, "--out", out],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        printed = " ".join((completed.stdout + completed.stderr).split())
+        page = html.unescape((tmp_path / out / page_file).read_text())
+        for text in (printed, page):
+            assert "Study 'halfway' is not complete" in text and reason in text
+            assert f"parent run {status}" in text and "0 of its 2 trial runs" in text
+        assert json.loads((tmp_path / out / json_file).read_text())["study_status"] == status
 
 
 def test_analyze_of_a_study_without_trial_runs_exits_2(tmp_path: Path) -> None:

@@ -91,6 +91,10 @@ def resolve_cifar_dir(root: Path, layout: CifarLayout) -> Path:
         f"{expected}, given either as that folder or as its parent containing "
         f"'{layout.folder}'. Nothing is downloaded; fetch and extract the archive yourself."
     )
+    if root.exists() and not root.is_dir():
+        raise DataError(
+            f"data.root: '{root}' is a file, not a folder (extract the archive first). {hint}"
+        )
     if not root.is_dir():
         raise DataError(f"data.root: {layout.title} folder '{root}' does not exist. {hint}")
     nested = root / layout.folder
@@ -120,32 +124,46 @@ class _CifarUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+def read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Read one pickled batch.
 
     Returns:
-        Images uint8 (N, 32, 32, 3) and labels int64 (N,).
+        Images uint8 (N, 32, 32, 3) and labels int64 (N,) in [0, num_classes).
 
     Raises:
-        DataError: If the file is not a CIFAR batch.
+        DataError: If the file is not a CIFAR batch of `num_classes` classes.
     """
     try:
         with open(path, "rb") as handle:
             batch = _CifarUnpickler(handle, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)  # (N, 3072)
-        labels = np.asarray(batch[label_key], dtype=np.int64)  # (N,)
+        data = np.asarray(batch[b"data"])  # (N, 3072)
+        labels = np.asarray(batch[label_key])  # (N,)
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
         raise DataError(
             f"data.root: '{path}' is not a readable CIFAR batch (a pickle with b'data' and "
             f"{label_key!r}): {error}"
         ) from error
-    if data.ndim != 2 or data.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE or len(labels) != len(data):
+    if (
+        data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE
+        or labels.shape != (len(data),)
+    ):
         raise DataError(
-            f"data.root: '{path}' holds data of shape {data.shape} and {len(labels)} labels; "
-            f"expected (N, 3072) uint8 and N labels."
+            f"data.root: '{path}' holds {data.dtype} data of shape {data.shape} and labels of "
+            f"shape {labels.shape}; expected (N, 3072) uint8 and N labels."
+        )
+    if len(labels) and (
+        not np.issubdtype(labels.dtype, np.integer)
+        or labels.min() < 0
+        or labels.max() >= num_classes
+    ):
+        raise DataError(
+            f"data.root: '{path}' holds labels from {labels.min()} to {labels.max()}; a "
+            f"{num_classes}-class batch has integer labels 0 to {num_classes - 1}."
         )
     images = data.reshape(-1, *INPUT_SHAPE).transpose(0, 2, 3, 1)  # (N, 32, 32, 3)
-    return np.ascontiguousarray(images), labels
+    return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
 def normalized_tensor(images: np.ndarray, mean: ChannelStats, std: ChannelStats) -> Tensor:
@@ -185,10 +203,17 @@ def load_cifar(config: CifarData) -> DataBundle:
     """Load CIFAR-10 or CIFAR-100 (optionally the first `subset` training images)."""
     layout = LAYOUTS[config.name]
     folder = resolve_cifar_dir(Path(config.root).expanduser(), layout)
-    train_parts = [read_batch(folder / name, layout.label_key) for name in layout.train_files]
-    train_images = np.concatenate([images for images, _ in train_parts])[: config.subset]
-    train_labels = np.concatenate([labels for _, labels in train_parts])[: config.subset]
-    test_images, test_labels = read_batch(folder / layout.test_file, layout.label_key)
+    classes = config.num_classes
+    parts = [read_batch(folder / name, layout.label_key, classes) for name in layout.train_files]
+    train_images = np.concatenate([images for images, _ in parts])
+    if config.subset is not None and config.subset > len(train_images):
+        raise DataError(
+            f"data.subset: {config.subset} is more than the {len(train_images)} training images "
+            f"of the {layout.title} copy at '{folder}'; leave it out to use them all."
+        )
+    train_images = train_images[: config.subset]
+    train_labels = np.concatenate([labels for _, labels in parts])[: config.subset]
+    test_images, test_labels = read_batch(folder / layout.test_file, layout.label_key, classes)
 
     train_eval = TensorDataset(
         normalized_tensor(train_images, layout.mean, layout.std), torch.from_numpy(train_labels)

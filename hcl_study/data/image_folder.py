@@ -1,4 +1,8 @@
-"""Any torchvision ImageFolder tree (`root/<class>/<image>`), e.g. Tiny-ImageNet."""
+"""Any torchvision ImageFolder tree (`root/<class>/<image>`), e.g. Tiny-ImageNet's train/.
+
+As torchvision's `ImageFolder`, except that hidden entries (names starting with '.', such
+as `.ipynb_checkpoints/` or macOS `._photo.png` files) are neither classes nor images.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import default_loader
+from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, has_file_allowed_extension
 
 from hcl_study.config import ImageFolderData
 from hcl_study.data.bundle import DataBundle
@@ -47,6 +51,27 @@ class ImageFiles(Dataset):
         return self.transform(image), as_int64(label)
 
 
+class _VisibleImageFolder(ImageFolder):
+    """`ImageFolder` without hidden class folders and files."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root, is_valid_file=_is_visible_image)
+
+    def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+        classes = sorted(
+            entry.name
+            for entry in Path(directory).iterdir()
+            if entry.is_dir() and not entry.name.startswith(".")
+        )
+        if not classes:
+            raise FileNotFoundError(f"Couldn't find any class folder in {directory}.")
+        return classes, {name: index for index, name in enumerate(classes)}
+
+
+def _is_visible_image(path: str) -> bool:
+    return not Path(path).name.startswith(".") and has_file_allowed_extension(path, IMG_EXTENSIONS)
+
+
 def scan_tree(root: str, field: str) -> tuple[list[Sample], list[str]]:
     """List an ImageFolder tree.
 
@@ -61,10 +86,12 @@ def scan_tree(root: str, field: str) -> tuple[list[Sample], list[str]]:
         "an ImageFolder tree: one sub-folder per class holding that class's images "
         "(.png, .jpg, ...), e.g. root/cat/001.png"
     )
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{field}: '{path}' is a file, not a folder; expected {layout}.")
     if not path.is_dir():
         raise DataError(f"{field}: image folder '{path}' does not exist; expected {layout}.")
     try:
-        tree = ImageFolder(str(path))
+        tree = _VisibleImageFolder(str(path))
     except FileNotFoundError as error:
         raise DataError(
             f"{field}: '{path}' holds no images in class folders ({error}); expected {layout}."
@@ -117,16 +144,26 @@ def image_folder_samples(config: ImageFolderData) -> tuple[list[Sample], list[Sa
         return split_samples(samples, config.test_fraction, config.seed)
     test_samples, test_classes = scan_tree(config.test_root, "data.test_root")
     if test_classes != classes:
+        only_test = sorted(set(test_classes) - set(classes))
+        only_train = sorted(set(classes) - set(test_classes))
         raise DataError(
-            f"data.test_root: its class folders differ from those of data.root "
-            f"({len(test_classes)} vs {len(classes)} classes); both trees need the same "
-            f"class sub-folders."
+            f"data.test_root: its class folders differ from those of data.root; only in "
+            f"data.test_root: {_listed(only_test)}; only in data.root: {_listed(only_train)}. "
+            f"Both trees need the same class sub-folders (names are case-sensitive)."
         )
     return samples, test_samples
 
 
+def _listed(names: list[str], shown: int = 5) -> str:
+    if not names:
+        return "none"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(repr(name) for name in names[:shown]) + more
+
+
 def load_image_folder(config: ImageFolderData) -> DataBundle:
-    """Load `config.root` (and `config.test_root`, or a split), resized to `image_size`.
+    """Load `config.root` (and `config.test_root`, or a split), at `image_size` (shorter
+    side resized, centre square cropped; augmentation crops at random instead).
 
     Images are normalized with ImageNet channel statistics.
     """

@@ -24,8 +24,14 @@ IMAGENET_STD: ChannelStats = (0.229, 0.224, 0.225)
 def plain_transform(
     mean: Sequence[float], std: Sequence[float], image_size: int | None = None
 ) -> transforms.Compose:
-    """PIL image -> normalized float32 tensor (3, H, W), resized to a square if asked."""
-    resize = [] if image_size is None else [transforms.Resize((image_size, image_size))]
+    """PIL image -> normalized float32 tensor (3, H, W); with `image_size`, the shorter
+    side resized to it and the centre square cropped (the usual evaluation transform: the
+    aspect ratio is kept, not squashed)."""
+    resize = (
+        []
+        if image_size is None
+        else [transforms.Resize(image_size), transforms.CenterCrop(image_size)]
+    )
     return transforms.Compose([*resize, transforms.ToTensor(), transforms.Normalize(mean, std)])
 
 
@@ -35,7 +41,8 @@ def simclr_transform(
     """SimCLR's CIFAR augmentation: resized crop, flip, colour jitter (p=0.8), grayscale (p=0.2).
 
     Randomness comes from torch's global generator, so `torch.manual_seed` makes it
-    reproducible (DataLoader workers are seeded from it too).
+    reproducible; in DataLoader workers, torch seeds each worker's global generator from the
+    loader's `generator` (the trainer's shuffle generator).
     """
     return transforms.Compose(
         [

@@ -6,6 +6,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fake_datasets import fake_cifar_train_labels, write_fake_cifar, write_fake_image_folder
@@ -20,6 +21,7 @@ from hcl_study.config import (
     TrainConfig,
 )
 from hcl_study.data import DataBundle, load_dataset
+from hcl_study.data.cifar import LAYOUTS
 from hcl_study.data.transforms import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -146,6 +148,69 @@ def test_cifar_fake_copy_loads_in_both_layouts(tmp_path: Path, name: str, nested
     assert 0 <= y_test.min() and y_test.max() < bundle.num_classes
 
 
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+@pytest.mark.parametrize("python2", [True, False], ids=["original_pickles", "python3_pickles"])
+def test_cifar_images_and_labels_equal_torchvisions(
+    tmp_path: Path, name: str, python2: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pixels (orientation, channel order), labels and splits as torchvision reads the
+    original files (Python 2 pickles; torchvision cannot read a Python 3 re-save, we can)."""
+    from torchvision import datasets, transforms
+
+    monkeypatch.setattr(datasets.cifar, "check_integrity", lambda *args: True)  # fake files
+    reference_root = write_fake_cifar(tmp_path / "original", name, nested=True)
+    root = write_fake_cifar(tmp_path / "ours", name, nested=True, python2=python2)
+    bundle = load_dataset(CifarData(name=name, root=str(root)))
+    layout = LAYOUTS[name]
+    normalize = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(layout.mean, layout.std)]
+    )
+    reference_class = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    for train, ours in ((True, bundle.train), (False, bundle.test)):
+        reference = reference_class(
+            str(reference_root), train=train, transform=normalize, download=False
+        )
+        assert len(reference) == len(ours)
+        for index in range(len(ours)):
+            image, label = reference[index]
+            assert torch.allclose(ours[index][0], image, atol=1e-6)
+            assert ours[index][1].item() == label
+
+
+@pytest.mark.parametrize(
+    ("data", "labels", "expected"),
+    [
+        (np.full((2, 3072), 0.5), [0, 1], "float64 data of shape"),
+        (np.zeros((2, 3072), dtype=np.int64), [0, 1], "int64 data"),
+        (np.zeros((2, 3072), dtype=np.uint8), [0, 10], "labels from 0 to 10"),
+        (np.zeros((2, 3072), dtype=np.uint8), [-1, 3], "labels from -1 to 3"),
+        (np.zeros((2, 3072), dtype=np.uint8), [0.0, 1.5], "integer labels 0 to 9"),
+    ],
+)
+def test_cifar_batch_with_other_data_or_labels_is_a_data_error(
+    tmp_path: Path, data: np.ndarray, labels: list[float], expected: str
+) -> None:
+    """Such a batch used to be cast to uint8 (wrapping values) or fail inside training."""
+    root = write_fake_cifar(tmp_path, "cifar10", python2=False)
+    (root / "data_batch_2").write_bytes(pickle.dumps({b"data": data, b"labels": labels}))
+    with pytest.raises(DataError, match="data_batch_2") as caught:
+        load_dataset(CifarData(name="cifar10", root=str(root)))
+    assert expected in str(caught.value)
+
+
+def test_cifar_subset_beyond_the_training_images_is_a_data_error(tmp_path: Path) -> None:
+    root = write_fake_cifar(tmp_path, "cifar10", num_train=20)
+    with pytest.raises(DataError, match="data.subset: 21 is more than the 20 training images"):
+        load_dataset(CifarData(name="cifar10", root=str(root), subset=21))
+
+
+def test_cifar_root_that_is_a_file_says_so(tmp_path: Path) -> None:
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"\x1f\x8b")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        load_dataset(CifarData(name="cifar10", root=str(archive)))
+
+
 def test_cifar_subset_takes_the_first_training_images(tmp_path: Path) -> None:
     root = write_fake_cifar(tmp_path, "cifar10", num_train=20)
     full = load_dataset(CifarData(name="cifar10", root=str(root)))
@@ -261,8 +326,49 @@ def test_image_folder_test_root_with_other_classes_is_a_data_error(tmp_path: Pat
     root = write_fake_image_folder(tmp_path / "train", num_classes=3)
     test_root = write_fake_image_folder(tmp_path / "val", num_classes=2)
 
-    with pytest.raises(DataError, match="data.test_root"):
+    (test_root / "class_1").rename(test_root / "Class_1")
+    with pytest.raises(DataError, match="data.test_root") as caught:
         _image_folder(root, num_classes=3, test_root=str(test_root))
+    assert "only in data.test_root: 'Class_1'; only in data.root: 'class_1', 'class_2'" in str(
+        caught.value
+    )
+
+
+def test_hidden_folders_and_files_are_neither_classes_nor_images(tmp_path: Path) -> None:
+    """An (empty) `.ipynb_checkpoints/` made the tree fail; macOS `._x.png` files failed
+    only when read, in the middle of training."""
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=4)
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / ".cache").mkdir()
+    shutil.copy(root / "class_0" / "img_0.png", root / ".cache" / "img_0.png")
+    (root / "class_0" / "._img_0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    bundle = _image_folder(root, num_classes=2)
+    samples = bundle.train_eval.samples + bundle.test.samples
+    assert len(samples) == 8 and {label for _, label in samples} == {0, 1}
+    assert all(bundle.train_eval[index][0].shape == (3, 16, 16) for index in range(6))
+
+
+def test_image_folder_root_that_is_a_file_says_so(tmp_path: Path) -> None:
+    archive = tmp_path / "tiny-imagenet-200.zip"
+    archive.write_bytes(b"PK")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        _image_folder(archive)
+
+
+def test_evaluation_transform_crops_the_centre_instead_of_squashing(tmp_path: Path) -> None:
+    """A 48 x 16 image of red | green | blue thirds becomes its green centre square."""
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=3)
+    pixels = np.zeros((16, 48, 3), dtype=np.uint8)  # (H, W, 3)
+    for third in range(3):
+        pixels[:, 16 * third : 16 * (third + 1), third] = 255
+    for path in root.glob("class_*/img_*.png"):
+        Image.fromarray(pixels).save(path)
+    bundle = _image_folder(root, num_classes=2)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    image = bundle.train_eval[0][0] * std + mean  # (3, 16, 16) in [0, 1]
+    assert torch.allclose(image[1], torch.ones(16, 16), atol=0.02)
+    assert image[0].abs().max() < 0.02 and image[2].abs().max() < 0.02
 
 
 def test_image_folder_class_count_must_match_the_config(tmp_path: Path) -> None:
@@ -336,5 +442,5 @@ def test_cifar_batch_with_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}))
     with pytest.raises(DataError, match="refusing to load"):
-        read_batch(path, b"labels")
+        read_batch(path, b"labels", 10)
     assert not marker.exists()

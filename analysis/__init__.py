@@ -1,7 +1,7 @@
 """Analysis of hcl-study studies: MLflow runs -> tables, order parameters, figures, report.
 
 - `analysis.loading`: `load_study_data` (trial table + per-epoch history), singular values,
-  `unfinished_note` (why a study's results may still change).
+  `varied_params`, `unfinished_note` (why a study's results may still change).
 - `analysis.order_parameters`: erank ratios, log ETF distance, DC fraction; regimes.
 - `analysis.boundary`: the NC/DC phase boundary with its band.
 - `analysis.figures`: the paper's figures 1-6 and the phase diagram.
@@ -26,6 +26,7 @@ from analysis.loading import (
     load_study_data,
     study_tracking_uri,
     unfinished_note,
+    varied_params,
 )
 from analysis.order_parameters import (
     ORDER_PARAMETERS,
@@ -34,7 +35,13 @@ from analysis.order_parameters import (
     singular_values_from_class_means,
     singular_values_from_spectrum,
 )
-from analysis.report import Report, estimate_boundaries, write_report
+from analysis.report import (
+    Report,
+    boundary_table,
+    estimate_boundaries,
+    read_boundary_estimates,
+    write_report,
+)
 
 __all__ = [
     "ORDER_PARAMETERS",
@@ -42,6 +49,7 @@ __all__ = [
     "Report",
     "StudyData",
     "add_order_parameters",
+    "boundary_table",
     "classify_regimes",
     "estimate_boundaries",
     "estimate_level_set",
@@ -56,10 +64,12 @@ __all__ = [
     "plot_unit_norm",
     "plot_within_class",
     "plot_zero_sum",
+    "read_boundary_estimates",
     "singular_values_from_class_means",
     "singular_values_from_spectrum",
     "study_tracking_uri",
     "trial_labels",
     "unfinished_note",
+    "varied_params",
     "write_report",
 ]

@@ -3,11 +3,15 @@
 Every function returns a `matplotlib.figure.Figure` (no pyplot state, so it works headless
 and in notebooks) whose title is its suptitle, and saves it as PNG when given a `path`.
 History figures draw one line per trial from the long history table of
-`analysis.loading`, labelled by `trial_labels` (β and normalization by default).
+`analysis.loading`, labelled by `trial_labels` (the study's varied params, e.g. β, τ,
+normalization and lr; β and normalization by default). Every line has its own colour and
+legend entry (up to `MAX_LEGEND_ENTRIES`, beside the axes past `LEGEND_INSIDE_MAX`); a trial
+without a finite value is not drawn, and the panel says so.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,9 +37,13 @@ BOUNDARY_COLOR = "tab:blue"
 BAND_LABEL = "5–95 % band"
 """Legend of a 1-D P(NC) band; an order parameter's band is μ ± 1.96σ (`LEVEL_BAND_LABEL`)."""
 LEVEL_BAND_LABEL = "μ ± 1.96σ band"
-MAX_LEGEND_ENTRIES = 20
+LEGEND_INSIDE_MAX = 10
+MAX_LEGEND_ENTRIES = 60
+LEGEND_ROWS = 25
+LEGEND_COLUMN_INCHES = 2.4
 DEFAULT_COLORS = rcParams["axes.prop_cycle"].by_key()["color"]
 DPI = 120
+DEFAULT_LABEL_KEYS = ("loss.beta", "normalization")
 SHORT_NAMES: dict[str, str] = {"loss.beta": "β", "loss.tau": "τ", "optimizer.lr": "lr"}
 
 
@@ -56,30 +64,74 @@ def _label_part(key: str, value: Any) -> str:
     return f"{SHORT_NAMES.get(key, key)}={_shown(value)}"
 
 
-def trial_labels(
-    trials: pd.DataFrame, keys: Sequence[str] = ("loss.beta", "normalization")
-) -> dict[str, str]:
-    """Trial id -> a legend label such as "β=16.5, ball" from the trial table's `keys`.
+def trial_labels(trials: pd.DataFrame, keys: Sequence[str] = DEFAULT_LABEL_KEYS) -> dict[str, str]:
+    """Trial id -> a legend label such as "β=16.5, ball" from the trial table's `keys`
+    (e.g. `analysis.loading.varied_params` of the study).
 
-    Trials that did not finish get their status appended, e.g. "β=16.5, ball (failed)".
+    Trials that did not finish get their status appended, e.g. "β=16.5, ball (failed)";
+    trials that the keys do not tell apart get their trial id appended, so every label is
+    unique (a trial without any of the keys is labelled by its id).
     """
     present = [key for key in keys if key in trials]
-    return {
+    labels = {
         row["trial_id"]: ", ".join(_label_part(key, row[key]) for key in present)
         + ("" if row["status"] == "finished" else f" ({row['status']})")
         for _, row in trials.iterrows()
     }
+    counts = Counter(labels.values())
+    return {
+        trial_id: label if counts[label] == 1 and label else f"{label} [{trial_id}]".lstrip()
+        for trial_id, label in labels.items()
+    }
 
 
 def _distinct_colors(axes: Axes, lines: int) -> None:
-    """Distinct colours for up to 20 lines (matplotlib's default cycle repeats after 10)."""
-    if lines > len(DEFAULT_COLORS):
-        axes.set_prop_cycle(color=colormaps["tab20"].colors)
+    """A colour per line: matplotlib's default cycle repeats after 10, tab20 after 20."""
+    if lines <= len(DEFAULT_COLORS):
+        return
+    qualitative = [
+        color for name in ("tab20", "tab20b", "tab20c") for color in colormaps[name].colors
+    ]
+    if lines <= 20:
+        colors = qualitative[:20]
+    elif lines <= len(qualitative):
+        colors = qualitative
+    else:
+        colors = list(colormaps["turbo"](np.linspace(0.0, 1.0, lines)))
+    axes.set_prop_cycle(color=colors)
 
 
 def _legend(axes: Axes) -> None:
-    if 0 < len(axes.get_legend_handles_labels()[0]) <= MAX_LEGEND_ENTRIES:
+    """Inside the axes for a few entries, beside them for more, none past the maximum."""
+    entries = len(axes.get_legend_handles_labels()[0])
+    if entries == 0:
+        return
+    if entries <= LEGEND_INSIDE_MAX:
         axes.legend(fontsize="small")
+    elif entries <= MAX_LEGEND_ENTRIES:
+        columns = -(-entries // LEGEND_ROWS)
+        figure = axes.get_figure()
+        width, height = figure.get_size_inches()
+        figure.set_size_inches(width + LEGEND_COLUMN_INCHES * columns, height)
+        figure.legend(loc="outside right upper", fontsize="x-small", ncol=columns)
+    else:
+        axes.text(
+            0.99, 0.99, f"{entries} lines (too many to label; see the trial table)",
+            transform=axes.transAxes, ha="right", va="top", fontsize="x-small",
+        )  # fmt: skip
+
+
+def _note_undrawn(axes: Axes, labels: Sequence[str], drawn: int) -> None:
+    """Say which trials had no finite value to draw (e.g. diverged), or that none had."""
+    if not labels:
+        return
+    if drawn == 0:
+        axes.text(
+            0.5, 0.5, "no finite values to draw", transform=axes.transAxes, ha="center",
+            va="center", color="tab:gray",
+        )  # fmt: skip
+    shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+    axes.set_title(f"not drawn (no finite values): {shown}", fontsize="x-small", wrap=True)
 
 
 def plot_singular_values(
@@ -100,12 +152,19 @@ def plot_singular_values(
     """
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
-    _distinct_colors(axes, len(values))
+    shown_values = {}
     for trial_id, singular_values in values.items():
         ordered = np.sort(np.asarray(singular_values, dtype=float))[::-1]  # (r,)
-        shown = ordered[np.isfinite(ordered) & (ordered > 0)]
+        shown_values[trial_id] = ordered[np.isfinite(ordered) & (ordered > 0)]
+    drawn = {trial_id: shown for trial_id, shown in shown_values.items() if shown.size}
+    _distinct_colors(axes, len(drawn))
+    for trial_id, shown in drawn.items():
         label = (labels or {}).get(trial_id, trial_id)
         axes.semilogy(np.arange(1, shown.size + 1), shown, marker="o", markersize=3, label=label)
+    undrawn = [(labels or {}).get(t, t) for t in shown_values if t not in drawn]
+    _note_undrawn(axes, undrawn, len(drawn))
+    if not drawn:
+        axes.set_yscale("linear")
     axes.set_xlabel("index i (sorted)")
     axes.set_ylabel("σ_i / σ_1")
     figure.suptitle(f"Class-mean singular values ({epoch_label})")
@@ -138,11 +197,17 @@ def plot_metric_history(
     chosen = dict(labels) if labels is not None else {trial_id: trial_id for trial_id in series}
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
-    _distinct_colors(axes, len(chosen))
-    for trial_id, label in chosen.items():
-        if trial_id in series:
-            group = series[trial_id].sort_values("epoch")
-            axes.plot(group["epoch"], group["value"], marker="o", markersize=3, label=label)
+    finite = {}
+    for trial_id, group in series.items():
+        ordered = group.sort_values("epoch")
+        finite[trial_id] = ordered[np.isfinite(ordered["value"].astype(float))]
+    drawn = [t for t in chosen if t in finite and len(finite[t])]
+    _distinct_colors(axes, len(drawn))
+    for trial_id in drawn:
+        group = finite[trial_id]
+        axes.plot(group["epoch"], group["value"], marker="o", markersize=3, label=chosen[trial_id])
+    undrawn = [label for t, label in chosen.items() if t in series and t not in drawn]
+    _note_undrawn(axes, undrawn, len(drawn))
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(ylabel)
@@ -257,11 +322,6 @@ def _draw_boundary(axes: Axes, boundary: PhaseBoundary) -> None:
     for number, line in enumerate(boundary.contour):
         label = f"{boundary.quantity} = {boundary.level:g}" if number == 0 else None
         axes.plot(line[:, 0], line[:, 1], color=BOUNDARY_COLOR, linewidth=2, label=label)
-    if not boundary.ok:
-        axes.text(
-            0.5, 0.02, boundary.reason, transform=axes.transAxes, ha="center", va="bottom",
-            fontsize="small", wrap=True,
-        )  # fmt: skip
 
 
 def _band_segments(ticks: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -391,7 +451,10 @@ def plot_phase_diagram(
             else:
                 _draw_boundary(axes, boundary)
         _draw_search_estimates(axes, search_estimates, category, x, y)
-        axes.set_title(_category_title(category), fontsize="medium")
+        reasons = [b.reason for b in drawn if len(b.axes) == 2 and not b.ok]
+        axes.set_title(  # the reason here rather than over the points
+            "\n".join([_category_title(category), *reasons]), fontsize="medium", wrap=True
+        )
         axes.set_xlabel(x)
         axes.set_ylabel(y if rows is None else rows)
         if rows is None:

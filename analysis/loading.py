@@ -310,6 +310,16 @@ def load_study_data(
     )
 
 
+def varied_params(trials: pd.DataFrame, param_columns: Sequence[str]) -> list[str]:
+    """The param columns that take more than one value among `trials` (missing counts as
+    a value), e.g. `varied_params(data.trials, data.param_columns)`."""
+    return [
+        column
+        for column in param_columns
+        if column in trials and trials[column].astype(str).nunique(dropna=False) > 1
+    ]
+
+
 _UNFINISHED_REASONS = {
     "KILLED": "was interrupted",
     "FAILED": "stopped on an error",

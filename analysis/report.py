@@ -47,6 +47,7 @@ from analysis.loading import (
     load_singular_values,
     load_study_data,
     unfinished_note,
+    varied_params,
 )
 from analysis.order_parameters import ORDER_PARAMETERS, add_order_parameters
 from hcl_study.tracking import (
@@ -141,7 +142,7 @@ def study_figures(
         y: Vertical axis of the phase diagram.
     """
     ordered = trials.sort_values(x) if x in trials else trials
-    labels = trial_labels(ordered)
+    labels = trial_labels(ordered, varied_params(ordered, data.param_columns))
     singular_values = load_singular_values(data.tracking_uri, ordered)
     history = data.history
     return {
@@ -167,14 +168,6 @@ def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, na_rep="–", float_format=lambda value: f"{value:.4g}")
 
 
-def _varied_params(data: StudyData) -> list[str]:
-    return [
-        column
-        for column in data.param_columns
-        if data.trials[column].astype(str).nunique(dropna=False) > 1
-    ]
-
-
 BOUNDARY_COLUMNS = [
     "category",
     "quantity",
@@ -194,7 +187,9 @@ def _pooled_text(pooled: tuple[str, ...] | None) -> str:
     return ", ".join(pooled) or "nothing"
 
 
-def _boundary_rows(boundaries: list[PhaseBoundary]) -> pd.DataFrame:
+def boundary_table(boundaries: list[PhaseBoundary]) -> pd.DataFrame:
+    """One row per boundary estimate: category, status and reason, what it pools over,
+    trials, band area and expected error (the report's table)."""
     return pd.DataFrame(
         [
             {
@@ -231,7 +226,11 @@ def render_html(
         boundary_error: Why no boundary was estimated, or "".
     """
     counts = pd.crosstab(trials["status"], trials["regime"].fillna("no final regime"))
-    columns = [*ID_COLUMNS, *_varied_params(data), *[m for m in TABLE_METRICS if m in trials]]
+    columns = [
+        *ID_COLUMNS,
+        *varied_params(data.trials, data.param_columns),
+        *[m for m in TABLE_METRICS if m in trials],
+    ]
     error = f'<p class="reason">{html.escape(boundary_error)}</p>' if boundary_error else ""
     note = unfinished_note(data)
     unfinished = f'<p class="reason"><b>{html.escape(note)}</b></p>' if note else ""
@@ -256,7 +255,7 @@ def render_html(
 (finished or diverged); failed, killed and stopped trials have "no final regime".</p>
 {counts.to_html()}
 <h2>Phase boundary</h2>
-{error}{_table_html(_boundary_rows(boundaries))}
+{error}{_table_html(boundary_table(boundaries))}
 <h2>Figures</h2>
 {figures}
 <h2>Trials</h2>

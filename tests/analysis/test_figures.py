@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from analysis.boundary import estimate_phase_boundary
 from analysis.figures import (
+    MAX_LEGEND_ENTRIES,
     NO_REGIME_LABEL,
     plot_equal_inner_product,
     plot_ncm_accuracy,
@@ -130,8 +132,9 @@ def test_phase_diagram_shows_points_boundary_and_reasons(
     assert figure.get_suptitle() == "Phase diagram"
     assert _scatter_points(figure) == [18, 19]
     none_axes, sphere_axes = figure.axes
-    assert none_axes.get_title() == "normalization=none"
-    assert not none_axes.lines and none.reason in [text.get_text() for text in none_axes.texts]
+    assert none_axes.get_title() == f"normalization=none\n{none.reason}", "not over the points"
+    assert not none_axes.lines and not none_axes.texts
+    assert sphere_axes.get_title() == "normalization=sphere"
     assert sphere_axes.lines, "the boundary is drawn"
     labels = sphere_axes.get_legend_handles_labels()[1]
     assert {"NC", "DC", NO_REGIME_LABEL} <= set(labels)
@@ -213,11 +216,58 @@ def test_a_1d_boundary_is_drawn_only_on_the_one_row_of_its_category(
         plot_phase_diagram(phase_trials, boundaries)
 
 
-def test_up_to_twenty_lines_get_distinct_colors() -> None:
-    values = {f"t{i}": np.geomspace(1.0, 1e-3 * (i + 1), 5) for i in range(15)}
+@pytest.mark.parametrize("lines", [15, 24, 60, 75])
+def test_every_line_gets_its_own_colour_and_legend_entry(lines: int) -> None:
+    """`quick.yaml` has 24 trials: they used to share 20 colours and get no legend."""
+    values = {f"t{i}": np.geomspace(1.0, 1e-3 * (i + 1), 5) for i in range(lines)}
+    labels = {trial_id: f"label {trial_id}" for trial_id in values}
 
-    figure = plot_singular_values(values)
+    figure = plot_singular_values(values, labels=labels)
 
-    colors = [line.get_color() for line in figure.axes[0].get_lines()]
-    assert len(colors) == 15
-    assert len(set(colors)) == 15
+    colors = [tuple(to_rgba(line.get_color())) for line in figure.axes[0].get_lines()]
+    assert len(colors) == lines and len(set(colors)) == lines
+    legends = [figure.axes[0].get_legend(), *figure.legends]
+    entries = [text.get_text() for legend in legends if legend for text in legend.get_texts()]
+    if lines <= MAX_LEGEND_ENTRIES:
+        assert entries == list(labels.values())
+    else:
+        assert not entries and f"{lines} lines" in figure.axes[0].texts[0].get_text()
+
+
+def test_labels_name_every_varied_param_and_stay_unique() -> None:
+    trials = pd.DataFrame(
+        {
+            "trial_id": ["a", "b", "c", "d"],
+            "status": ["finished"] * 4,
+            "loss.beta": [2.0, 2.0, 2.0, 2.0],
+            "loss.tau": [0.2, 0.5, 0.5, 0.5],
+            "normalization": ["sphere"] * 4,
+            "optimizer.lr": [0.01, 0.01, 0.001, 0.001],
+        }
+    )
+    assert len(set(trial_labels(trials).values())) == 1 + 3, "β, normalization: one + ids"
+    assert trial_labels(trials, ["loss.beta", "loss.tau", "normalization", "optimizer.lr"]) == {
+        "a": "β=2, τ=0.2, sphere, lr=0.01",
+        "b": "β=2, τ=0.5, sphere, lr=0.01",
+        "c": "β=2, τ=0.5, sphere, lr=0.001 [c]",
+        "d": "β=2, τ=0.5, sphere, lr=0.001 [d]",
+    }
+
+
+def test_trials_without_finite_values_are_not_drawn_and_the_figure_says_so(
+    history: pd.DataFrame,
+) -> None:
+    diverged = pd.DataFrame(
+        {"trial_id": "nan", "epoch": [0, 1], "metric": "unit_norm", "value": [np.nan, np.inf]}
+    )
+    labels = {"a": "β=0", "nan": "β=30, none (diverged)"}
+    figure = plot_unit_norm(pd.concat([history, diverged]), labels)
+    (axes,) = figure.axes
+    assert [line.get_label() for line in axes.lines] == ["β=0"]
+    assert axes.get_title() == "not drawn (no finite values): β=30, none (diverged)"
+
+    only_nan = plot_unit_norm(diverged, {"nan": "β=30, none (diverged)"}).axes[0]
+    assert not only_nan.lines and only_nan.texts[0].get_text() == "no finite values to draw"
+    singular = plot_singular_values({"nan": np.full(4, np.nan)}, labels={"nan": "β=30"})
+    assert not singular.axes[0].lines
+    assert singular.axes[0].get_title() == "not drawn (no finite values): β=30"

@@ -48,3 +48,7 @@ def test_notebook_runs_on_the_smoke_study(
     client.execute()  # raises CellExecutionError on the first failing cell
     assert notebook.cells[-1].outputs[0]["text"].strip() == sys.executable, "the venv's kernel"
     assert _outputs_of_type(notebook, "image/png") == figures
+    if name == "phase_boundary.ipynb":  # the report's boundary table, not a shorter one
+        [table] = [cell for cell in notebook.cells if "boundary_table(boundaries)" in cell.source]
+        shown = "".join(output.get("data", {}).get("text/html", "") for output in table.outputs)
+        assert all(column in shown for column in ("pooled over", "expected error", "band area"))

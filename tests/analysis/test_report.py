@@ -22,7 +22,7 @@ from analysis.report import (
     REPORT_FILE,
     TRIALS_FILE,
     _boundary_json,
-    _boundary_rows,
+    boundary_table,
     estimate_boundaries,
 )
 from hcl_study.errors import EXIT_USER_ERROR
@@ -85,14 +85,14 @@ def test_boundary_table_and_json_name_what_each_boundary_pools_over() -> None:
     )
     params = ("loss.beta", "loss.tau", "normalization", "optimizer.lr")
     boundaries, error = estimate_boundaries(trials, params=params)
-    rows = _boundary_rows(boundaries)
+    rows = boundary_table(boundaries)
     assert rows["pooled over"].tolist() == ["nothing", "optimizer.lr"]
     assert rows["status"].tolist() == ["single_regime"] * 2
     saved = _boundary_json(boundaries, error)["boundaries"]
     assert [entry["pooled"] for entry in saved] == [[], ["optimizer.lr"]]
     assert [entry["axes"] for entry in saved] == [["loss.beta", "loss.tau"]] * 2
     unchecked, _ = estimate_boundaries(trials)
-    assert _boundary_rows(unchecked)["pooled over"].tolist() == ["not checked"] * 2
+    assert boundary_table(unchecked)["pooled over"].tolist() == ["not checked"] * 2
 
 
 def test_analyze_of_an_unknown_local_study_exits_2(smoke_study: SmokeStudy) -> None:

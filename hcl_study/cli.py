@@ -106,7 +106,7 @@ def train(
     ] = 10,
 ) -> None:
     """Run one training run (no Ray, no MLflow) and write its metrics and class means."""
-    from hcl_study.train import CHECKPOINT_FILE, Trainer
+    from hcl_study.train import CHECKPOINT_FILE
     from hcl_study.train import train as run_training
     from hcl_study.train.outputs import CONFIG_FILE, RUN_FILES, RunOutputs
 
@@ -126,7 +126,7 @@ def train(
         )
     if resuming:
         _require_same_run(out, train_config)
-    trainer = Trainer(train_config)
+    trainer = _new_trainer(train_config)
     outputs = RunOutputs(out)
     if resuming:
         _restore(trainer, out, train_config.epochs)
@@ -163,6 +163,26 @@ def train(
         results = run_training(train_config, on_epoch=on_epoch, trainer=trainer)
     outputs.flush()
     _print_train_summary(results, out)
+
+
+def _new_trainer(config: TrainConfig) -> Any:
+    """The run's data and model; sizes beyond this machine's memory are refused."""
+    import torch
+
+    from hcl_study.train import Trainer
+
+    try:
+        return Trainer(config)
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "can't allocate memory" not in str(error):
+            raise
+        raise UserError(
+            f"out of memory while loading the data and building the model "
+            f"({str(error).splitlines()[0]}): the config asks for more memory than this "
+            "machine has; reduce model.width, model.depth, model.head_hidden, "
+            "model.feature_dim or the data sizes (data.num_train, data.num_test, "
+            "data.input_dim)."
+        ) from None
 
 
 def _restore(trainer: Any, out: Path, epochs: int) -> None:

@@ -153,7 +153,10 @@ class TrainConfig(_Strict):
     bf16: bool = Field(False, description="bf16 autocast; used on CUDA only")
     num_workers: Integer = Field(0, ge=0, description="DataLoader workers for image data")
     cpu_threads: Integer = Field(
-        1, ge=1, description="torch CPU threads; float sums depend on it, so it is part of the seed"
+        1,
+        ge=1,
+        le=1024,
+        description="torch CPU threads; float sums depend on it, so it is part of the seed",
     )
 
     @property

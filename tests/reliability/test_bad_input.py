@@ -337,6 +337,17 @@ TRAIN_CASES: dict[str, Case] = {
         ("epochs", "expected a number", "boolean true"),
         args=("--set", "epochs=true"),
     ),
+    "too_many_cpu_threads": Case(
+        "cpu_threads: 100000\n", ("cpu_threads", "less than or equal to 1024")
+    ),
+    "model_beyond_memory": Case(
+        "model: {width: 100000000000000}\n",
+        ("out of memory", "can't allocate memory", "reduce model.width"),
+    ),
+    "data_beyond_memory": Case(
+        "data: {name: latent_class, num_train: 10000000000000}\n",
+        ("out of memory", "Unable to allocate", "data.num_train"),
+    ),
     "boolean_beta": Case("loss: {beta: yes}\n", ("loss.beta", "expected a number", "boolean true")),
     "out_is_a_file": Case("epochs: 1\n", ("--out", "is a file"), args=("--out", "{root}/bad.yaml")),
     "missing_cifar_root": Case(

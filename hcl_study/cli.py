@@ -226,7 +226,8 @@ def _load_train_config(config: Path | None, assignments: list[str]) -> TrainConf
             raw = with_overrides(raw, {path: value})
         except (ValueError, yaml.YAMLError) as error:
             raise UserError(f"--set {text}: {error}") from None
-    return parse_train_config(raw, source=f"config {config or '(defaults)'}")
+    source = f"config {config or '(defaults)'}" + "".join(f" --set {text}" for text in assignments)
+    return parse_train_config(raw, source=source)
 
 
 def _print_train_summary(results: list[Any], out: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from hcl_study.errors import UserError, describe_validation_error
+from hcl_study.errors import UserError, describe_validation_error, describe_yaml_error
 
 Normalization = Literal["none", "ball", "sphere"]
 
@@ -23,7 +23,7 @@ def _not_a_boolean(value: Any) -> Any:
     # pydantic's lax mode reads `epochs: true` as 1; its strict mode would also refuse the
     # numpy integers that Ray Tune samples, so only booleans are refused here.
     if isinstance(value, bool):
-        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        raise ValueError("expected a number, not a boolean")
     return value
 
 
@@ -214,7 +214,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     path = path.strip()
     if not all(path.split(".")):
         raise ValueError(f"--set expects key.path=value with a non-empty key path, got {text!r}")
-    return path, yaml.safe_load(value)
+    try:
+        return path, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        problem = describe_yaml_error(error)
+        raise ValueError(f"the value {value!r} is not valid YAML: {problem}") from None
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -255,7 +259,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def describe_train_config_error(error: ValidationError, *, source: str, prefix: str) -> str:
     """`describe_validation_error` for a `TrainConfig`, with fields named as in its YAML."""
-    return describe_validation_error(error, source=source, prefix=prefix, variant_tags=DATA_NAMES)
+    return describe_validation_error(
+        error, source=source, prefix=prefix, variant_tags=DATA_NAMES, model=TrainConfig
+    )
 
 
 def parse_train_config(
@@ -283,7 +289,7 @@ def read_yaml_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise UserError(
             f"{path} is not valid YAML (only plain YAML is accepted; Python object tags "
-            f"are refused): {error}"
+            f"are refused): {describe_yaml_error(error)}"
         ) from None
     except ValueError as error:
         raise UserError(str(error)) from None

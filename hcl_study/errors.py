@@ -6,10 +6,13 @@ any Ray job or MLflow run is started. A `StudyInterrupted` study exits with code
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from collections.abc import Collection
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
@@ -30,11 +33,79 @@ class DataError(UserError):
     """A data set that cannot be loaded (missing or incomplete local copy)."""
 
 
+def describe_yaml_error(error: Exception) -> str:
+    """A YAML error on one line: what is wrong and where (PyYAML's own text spans lines)."""
+    problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        context = getattr(error, "context", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{context + ': ' if context else ''}{problem} ({where})"
+    return " ".join(str(error).split())
+
+
 def _field_path(location: tuple[Any, ...], variant_tags: Collection[str]) -> str:
     # pydantic puts the discriminator tag of a union member (e.g. 'latent_class') into the
     # location; it names the variant, not a field. Integers are positions in a tuple.
     parts = [str(part) for part in location if not isinstance(part, int)]
     return ".".join(part for part in parts if part not in variant_tags) or "(top level)"
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation (`Model`, `A | B`, `Annotated[A | B, ...]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, typing.Annotated):
+        return [model for arg in typing.get_args(annotation) for model in _nested_models(arg)]
+    return []
+
+
+def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every field path of `model` as pydantic locates errors: nested models joined by
+    dots, the members of a tagged union under their tag (`data.latent_class.seed`)."""
+    paths = []
+    for name, info in model.model_fields.items():
+        path = prefix + name
+        paths.append(path)
+        members = _nested_models(info.annotation)
+        for member in members:
+            if len(members) == 1:
+                paths += field_paths(member, f"{path}.")
+                continue
+            for tag in typing.get_args(member.model_fields["name"].annotation):  # Literal
+                paths += field_paths(member, f"{path}.{tag}.")
+    return paths
+
+
+def _unknown_key_message(
+    location: tuple[Any, ...], model: type[BaseModel] | None, variant_tags: Collection[str]
+) -> str:
+    """ "unknown key", with the keys allowed there and close or same-named fields elsewhere."""
+    if model is None:
+        return "unknown key (check the spelling; see the documented fields)"
+    parts = [str(part) for part in location if not isinstance(part, int)]
+    parent, leaf = ".".join(parts[:-1]), parts[-1]
+    known = field_paths(model)
+    siblings = [path.rpartition(".")[2] for path in known if path.rpartition(".")[0] == parent]
+    shown = _field_path(tuple(parts), variant_tags)
+    same_named = [path for path in known if path.rpartition(".")[2] == leaf]
+    other_variants = [  # the field of another member of a tagged union, e.g. data.root
+        path.split(".")[-2]
+        for path in same_named
+        if _field_path(tuple(path.split(".")), variant_tags) == shown
+    ]
+    elsewhere = [
+        _field_path(tuple(path.split(".")), variant_tags)
+        for path in same_named
+        if path.rpartition(".")[0] != parent and path.split(".")[-2] not in other_variants
+    ]
+    parent_shown = _field_path(tuple(parts[:-1]), variant_tags)
+    close = difflib.get_close_matches(leaf, siblings, n=2, cutoff=0.6)
+    guesses = [*(f"{parent_shown}.{name}" if parts[:-1] else name for name in close), *elsewhere]
+    hints = [f"did you mean {' or '.join(dict.fromkeys(guesses))}?"] if guesses else []
+    if other_variants:
+        hints.append(f"{shown} belongs to {parent_shown}.name {' or '.join(other_variants)}")
+    hint = "".join(f"; {text}" for text in hints)
+    return f"unknown key{hint} (allowed here: {', '.join(siblings)})"
 
 
 def describe_validation_error(
@@ -43,18 +114,20 @@ def describe_validation_error(
     source: str = "config",
     prefix: str = "",
     variant_tags: Collection[str] = (),
+    model: type[BaseModel] | None = None,
 ) -> str:
     """One paragraph naming each bad field, what was given and what is allowed.
 
     `prefix` is prepended to field paths, e.g. `base.` for a study's training config;
-    `variant_tags` are the discriminator values of tagged unions, left out of the paths.
+    `variant_tags` are the discriminator values of tagged unions, left out of the paths;
+    `model`, the validated model, lets an unknown key name the keys allowed there.
     """
     problems = []
     for item in error.errors():
         path = prefix + _field_path(item["loc"], variant_tags)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see the documented fields)"
+            message = _unknown_key_message(item["loc"], model, variant_tags)
         elif item["type"] == "value_error":  # our validators' words, without "Value error, "
             message = str(item["ctx"]["error"])
         given = item.get("input")

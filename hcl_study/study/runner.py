@@ -106,7 +106,11 @@ def check_local_data(spec: StudySpec) -> None:
     """
     from hcl_study.data import check_data_available
 
-    check_data_available(spec.base_config.data)
+    try:
+        check_data_available(spec.base_config.data)
+    except UserError as error:  # its messages name the field as in a training config
+        message = str(error)
+        raise UserError(f"base.{message}" if message.startswith("data.") else message) from None
     for path, entry in spec.space.items():
         if path.startswith("data."):
             for value in entry.values_to_check():
@@ -226,7 +230,8 @@ def run_study(
         raw = with_overrides(read_yaml_file(spec_path), overrides or {})
     except ValueError as error:  # e.g. --set name.x=1: `name` is a value, not a section
         raise UserError(f"--set: {error}") from None
-    spec = parse_study_spec(raw, source=f"study spec {spec_path}")
+    given = "".join(f" --set {path}={value}" for path, value in (overrides or {}).items())
+    spec = parse_study_spec(raw, source=f"study spec {spec_path}{given}")
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
     existing = Path(location.study_dir, STUDY_FILE)
     if existing.exists():

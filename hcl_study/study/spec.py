@@ -360,7 +360,7 @@ def parse_study_spec(raw: dict[str, Any], *, source: str = "study spec") -> Stud
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as error:
-        raise UserError(describe_validation_error(error, source=source)) from None
+        raise UserError(describe_validation_error(error, source=source, model=StudySpec)) from None
     parse_train_config(spec.base, source=source, prefix="base.")
     _check_rules(spec, source)
     _check_trial_configs(spec, source)

@@ -72,7 +72,13 @@ STUDY_CASES: dict[str, Case] = {
     "duplicate_key": Case(spec_text() + "name: other\n", ("duplicate key 'name'", "line")),
     "top_level_list": Case("- name: bad\n", ("expected a mapping at the top level", "list")),
     "empty_file": Case("", ("name: Field required", "space: Field required")),
-    "unknown_key": Case(spec_text() + "trails: 3\n", ("trails: unknown key", "check the spelling")),
+    "unknown_key": Case(
+        spec_text() + "trails: 3\n", ("trails: unknown key", "allowed here: name, base, space")
+    ),
+    "misspelt_key": Case(
+        spec_text(search={"algorithm": "optuna", "num_sample": 4}),
+        ("search.num_sample: unknown key; did you mean search.num_samples?",),
+    ),
     "unknown_nested_key": Case(
         spec_text(base={"loss": {"name": "scl", "temperature": 0.5}}),
         ("base.loss.temperature: unknown key",),
@@ -107,11 +113,11 @@ STUDY_CASES: dict[str, Case] = {
         spec_text(base={"epochs": 0}), ("base.epochs", "greater than or equal to 1")
     ),
     "boolean_for_an_integer": Case(
-        spec_text(checkpoint_every=True), ("checkpoint_every", "expected a number", "boolean true")
+        spec_text(checkpoint_every=True), ("checkpoint_every", "expected a number, not a boolean")
     ),
     "boolean_bound_in_space": Case(
         spec_text(space={"batch_size": {"int": [False, 64]}}),
-        ("space.batch_size.int", "expected a number", "boolean false"),
+        ("space.batch_size.int", "expected a number, not a boolean"),
     ),
     "num_samples_zero": Case(
         spec_text(search={"algorithm": "optuna", "num_samples": 0}),
@@ -176,7 +182,12 @@ STUDY_CASES: dict[str, Case] = {
     ),
     "missing_cifar_root": Case(
         spec_text(base=CIFAR_BASE),
-        ("data.root", "does not exist", "data_batch_1", "Nothing is downloaded"),
+        ("base.data.root:", "does not exist", "data_batch_1", "Nothing is downloaded"),
+    ),
+    "invalid_value_by_set": Case(
+        spec_text(),
+        ("bad.yaml --set base.epochs=0: base.epochs", "greater than or equal to 1"),
+        args=("--set", "base.epochs=0"),
     ),
     "partial_cifar_root": Case(
         spec_text(base=CIFAR_BASE), ("data.root", "incomplete; missing data_batch_3")
@@ -308,6 +319,24 @@ TRAIN_CASES: dict[str, Case] = {
     "duplicate_key": Case("epochs: 1\nepochs: 2\n", ("duplicate key 'epochs'",)),
     "not_a_mapping": Case("3\n", ("expected a mapping at the top level", "int")),
     "unknown_key": Case("epochs: 3\nlearning_rate: 0.1\n", ("learning_rate: unknown key",)),
+    "key_of_another_section": Case(
+        "epochs: 3\nlr: 0.1\n",
+        ("lr: unknown key; did you mean optimizer.lr?", "allowed here: data,"),
+    ),
+    "key_of_another_data_set": Case(
+        "data: {name: latent_class, root: /data}\n",
+        ("data.root: unknown key; data.root belongs to data.name cifar10 or cifar100 or image",),
+    ),
+    "invalid_value_by_set": Case(
+        "epochs: 3\n",
+        ("bad.yaml --set loss.beta=-1: loss.beta", "greater than or equal to 0"),
+        args=("--set", "loss.beta=-1"),
+    ),
+    "set_value_not_yaml": Case(
+        "epochs: 3\n",
+        ("--set loss.beta=[1: the value '[1' is not valid YAML", "(line 1, column 3)"),
+        args=("--set", "loss.beta=[1"),
+    ),
     "wrong_type": Case("batch_size: big\n", ("batch_size", "valid integer", "'big'")),
     "lr_negative": Case("optimizer: {lr: -0.1}\n", ("optimizer.lr", "greater than 0", "-0.1")),
     "tau_zero": Case("loss: {tau: 0}\n", ("loss.tau", "greater than 0")),
@@ -334,7 +363,7 @@ TRAIN_CASES: dict[str, Case] = {
     ),
     "boolean_epochs_by_set": Case(
         "epochs: 3\n",
-        ("epochs", "expected a number", "boolean true"),
+        ("epochs", "expected a number, not a boolean"),
         args=("--set", "epochs=true"),
     ),
     "too_many_cpu_threads": Case(
@@ -348,7 +377,7 @@ TRAIN_CASES: dict[str, Case] = {
         "data: {name: latent_class, num_train: 10000000000000}\n",
         ("out of memory", "Unable to allocate", "data.num_train"),
     ),
-    "boolean_beta": Case("loss: {beta: yes}\n", ("loss.beta", "expected a number", "boolean true")),
+    "boolean_beta": Case("loss: {beta: yes}\n", ("loss.beta", "expected a number, not a boolean")),
     "out_is_a_file": Case("epochs: 1\n", ("--out", "is a file"), args=("--out", "{root}/bad.yaml")),
     "missing_cifar_root": Case(
         "data: {name: cifar10, root: '{root}/cifar'}\n", ("data.root", "does not exist")
@@ -415,6 +444,7 @@ def check_refused(output: str, exit_code: int, expected: tuple[str, ...]) -> Non
     assert "Traceback" not in output, output[-3000:]
     assert output.count("error:") == 1, output
     message = output[output.index("error:") :]
+    assert "\n" not in message.strip(), f"not one paragraph: {message!r}"
     for part in expected:
         assert part in message, f"{part!r} not in {message!r}"
 

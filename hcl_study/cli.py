@@ -331,7 +331,10 @@ def resume(
     ],
     address: Annotated[
         str | None,
-        typer.Option(help="Ray cluster to join; default: RAY_ADDRESS, else local Ray."),
+        typer.Option(
+            help="Ray cluster to join; default: RAY_ADDRESS, else the cluster the study ran "
+            "on (local Ray if it ran there)."
+        ),
     ] = None,
 ) -> None:
     """Finish an interrupted study where it stopped (same trials, same MLflow runs)."""

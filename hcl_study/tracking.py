@@ -32,8 +32,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -311,12 +309,70 @@ def _unusable(uri: str, reason: str) -> UserError:
     )
 
 
+CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+)
+"""The environment with which MLflow's client reaches a server that asks for credentials."""
+
+
+def tracking_environment() -> dict[str, str]:
+    """The `CREDENTIAL_VARIABLES` set here: the trials, which log from other processes and
+    nodes, need them as much as the driver (`ray.init(runtime_env=...)` passes them)."""
+    return {name: os.environ[name] for name in CREDENTIAL_VARIABLES if name in os.environ}
+
+
+def _check_mlflow_server(uri: str, timeout_s: float) -> None:
+    """`/health` must answer, and one API call with this machine's credentials (or those in
+    the URI, which `requests` sends as basic auth) must be allowed."""
+    creds = get_default_host_creds(uri)
+    auth = None if urlsplit(uri).username else _basic_auth(creds)
+    headers = {"Authorization": f"Bearer {creds.token}"} if creds.token and not auth else {}
+    verify: bool | str = creds.server_cert_path or not creds.ignore_tls_verification
+    cert = creds.client_cert_path
+    request = partial(requests.request, auth=auth, headers=headers, timeout=timeout_s, cert=cert)
+    base = uri.rstrip("/")
+    try:
+        health = request("GET", f"{base}/health", verify=verify)
+        if health.status_code != 200:
+            raise _unusable(uri, f"the server answered /health with HTTP {health.status_code}")
+        search = request(
+            "POST", f"{base}/api/2.0/mlflow/experiments/search", json={"max_results": 1},
+            verify=verify,
+        )  # fmt: skip
+    except requests.RequestException as error:  # refused, timeouts, resets, TLS
+        raise _unusable(uri, f"no MLflow server answers there ({error})") from error
+    if search.status_code in (401, 403):
+        raise _unusable(
+            uri,
+            f"the server refused this machine's credentials (HTTP {search.status_code}); set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+            "to an account of the server",
+        )
+    if search.status_code != 200:
+        raise _unusable(
+            uri,
+            f"it answered the MLflow API with HTTP {search.status_code} (is it an MLflow "
+            "tracking server?)",
+        )
+
+
+def _basic_auth(creds: Any) -> tuple[str, str] | None:
+    return (creds.username, creds.password) if creds.username and creds.password else None
+
+
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     """Fail early, with a user-facing message, when `uri` cannot hold the study's runs.
 
-    HTTP(S) servers must answer `/health`; PostgreSQL must accept a connection; for SQLite the
-    database's folder, or the nearest folder above it that exists, must be writable (nothing
-    is created here: `StudyRun.start_or_resume` makes the folder). Plain paths and file://
+    HTTP(S) servers must answer `/health` and accept this machine's credentials (the
+    `CREDENTIAL_VARIABLES`, or user:password in the URI); PostgreSQL must accept a
+    connection; for SQLite the database's folder, or the nearest folder above it that
+    exists, must be writable (nothing is created here: `StudyRun.start_or_resume` makes the
+    folder). Plain paths and file://
     URIs (MLflow's file store, which MLflow 3 opens only on an opt-out) are refused.
 
     Raises:
@@ -324,16 +380,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     """
     scheme = urlsplit(uri).scheme.lower()
     if scheme in ("http", "https"):
-        try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as reply:
-                status = reply.status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except OSError as error:  # URLError, timeouts, resets
-            reason = getattr(error, "reason", error)
-            raise _unusable(uri, f"no MLflow server answers there ({reason})") from error
-        if status != 200:
-            raise _unusable(uri, f"the server answered /health with HTTP {status}")
+        _check_mlflow_server(uri, timeout_s)
     elif scheme == "sqlite":
         database = _sqlite_database(uri)
         if database is None:

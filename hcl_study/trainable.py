@@ -41,9 +41,17 @@ class TrialContext:
     experiment_id: str
     parent_run_id: str
     checkpoint_every: int
+    gpus_per_trial: float = 0.0
 
     def trial_config(self, params: dict[str, Any]) -> TrainConfig:
         return TrainConfig.model_validate(with_overrides(self.base, params))
+
+    def run_config(self, config: TrainConfig) -> TrainConfig:
+        """The config the trial trains with: `device: auto` means the CPU when Ray reserved
+        no GPU for it, since Ray leaves every GPU of the node visible to such a trial."""
+        if config.device == "auto" and self.gpus_per_trial == 0:
+            return config.model_copy(update={"device": "cpu"})
+        return config
 
 
 def tune_metrics(result: EpochResult, total_epochs: int, mlflow_run_id: str) -> dict[str, Any]:
@@ -107,7 +115,7 @@ def hcl_trainable(params: dict[str, Any], context: TrialContext) -> None:
         with checkpoint.as_directory() as directory:
             if (Path(directory) / ENDED_FILE).exists():
                 return
-    trainer = Trainer(config)
+    trainer = Trainer(context.run_config(config))
     history = _History()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:

@@ -49,6 +49,7 @@ class StudyLocation:
     tracking_uri: str
     experiment_id: str = ""
     parent_run_id: str = ""
+    address: str = ""  # the Ray cluster it ran on ("" for local Ray), where resume goes too
 
     @property
     def experiment_path(self) -> str:
@@ -179,11 +180,15 @@ def connect_ray(address: str | None, spec: StudySpec) -> None:
         _check_address_answers(address)
     if not address:  # local Ray gets this machine's CPUs and GPUs: check before starting it
         _check_resources(spec, {"CPU": float(os.cpu_count() or 1), "GPU": float(_local_gpus())})
+    from hcl_study.tracking import tracking_environment
+
+    # Trials log to MLflow from other processes and nodes: they need the same credentials.
+    runtime_env = {"env_vars": tracking_environment()}
     try:
         if address:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         else:
-            ray.init(include_dashboard=False, num_gpus=_local_gpus())
+            ray.init(include_dashboard=False, num_gpus=_local_gpus(), runtime_env=runtime_env)
     except ConnectionError as error:
         raise UserError(
             f"--address / RAY_ADDRESS: cannot join the Ray cluster at {address}: {error}"
@@ -244,10 +249,11 @@ def run_study(
             storage=storage,
         )
         return resume_study(location.study_dir, address=address)
-    if not (address or os.environ.get("RAY_ADDRESS")):
+    location.address = address or os.environ.get("RAY_ADDRESS") or ""
+    if not location.address:
         check_local_data(spec)
     check_tracking_uri(location.tracking_uri)
-    connect_ray(address, spec)
+    connect_ray(location.address or None, spec)
     Path(location.study_dir).mkdir(parents=True, exist_ok=True)
     stored_spec = Path(location.study_dir, SPEC_FILE)
     stored_spec.write_text(
@@ -300,7 +306,7 @@ def find_study(name_or_path: str) -> Path:
 def resume_study(name_or_path: str, *, address: str | None = None) -> StudySummary:
     """Finish an interrupted study in the same MLflow parent run: `Tuner.restore` of Tune's
     saved state, or, when the study was interrupted before Tune saved a trial, its trials
-    from the start."""
+    from the start. It runs on `address`, else RAY_ADDRESS, else the cluster it ran on."""
     from hcl_study.tracking import check_tracking_uri
 
     study_dir = find_study(name_or_path)
@@ -308,9 +314,10 @@ def resume_study(name_or_path: str, *, address: str | None = None) -> StudySumma
     spec = parse_study_spec(yaml.safe_load((study_dir / SPEC_FILE).read_text()))
     check_tracking_uri(location.tracking_uri)
     restore = _saved_trials(location) > 0
-    if not restore and not (address or os.environ.get("RAY_ADDRESS")):
+    location.address = address or os.environ.get("RAY_ADDRESS") or location.address
+    if not restore and not location.address:
         check_local_data(spec)
-    connect_ray(address, spec)
+    connect_ray(location.address or None, spec)
     if not restore:
         _discard_saved_experiment(location)
     return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=restore)
@@ -364,6 +371,7 @@ def _fit(
             experiment_id=study_run.experiment_id,
             parent_run_id=study_run.run_id,
             checkpoint_every=spec.checkpoint_every,
+            gpus_per_trial=spec.resources.gpu,
         )
         try:
             trainable = tune.with_resources(
@@ -502,6 +510,7 @@ def _interrupted_message(spec: StudySpec, location: StudyLocation, progress: str
         f"study {spec.name!r} was interrupted{where}; its MLflow parent run "
         f"{location.parent_run_id} is marked KILLED{saved}. Continue it with: "
         f"hcl-study resume {spec.name}"
+        + (f" --address {location.address}" if location.address else "")
     )
 
 

@@ -370,6 +370,15 @@ def parse_study_spec(raw: dict[str, Any], *, source: str = "study spec") -> Stud
             f"({spec.scheduler.grace_period} epochs) must come within the longest trial "
             f"({spec.max_epochs} epochs); allowed: 1 to {spec.max_epochs}."
         )
+    devices = {spec.base_config.device}
+    if "device" in spec.space:
+        devices |= set(spec.space["device"].values_to_check())
+    if "cuda" in devices and spec.resources.gpu == 0:
+        field = "space.device" if "device" in spec.space else "base.device"
+        raise UserError(
+            f"Invalid {source}: {field}: a trial would train on 'cuda' without a GPU reserved "
+            "for it (resources.gpu is 0); allowed: 'auto' or 'cpu', or set resources.gpu."
+        )
     threads, cpus = spec.largest("cpu_threads"), max(1, math.floor(spec.resources.cpu))
     if threads > cpus:
         field = "space.cpu_threads" if "cpu_threads" in spec.space else "base.cpu_threads"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow_server import ADMIN_USERNAME
 from smoke_study import SmokeStudy
 from study_checks import metric_steps, study_runs, tune_iterations, tune_trial_configs
 
@@ -22,6 +23,7 @@ from analysis.order_parameters import add_order_parameters
 from analysis.report import study_figures
 from hcl_study.errors import UserError
 from hcl_study.study.runner import run_study
+from hcl_study.study.spec import parse_study_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"
@@ -444,3 +446,61 @@ def test_best_trial_is_the_same_whatever_the_order_of_the_results(mode: str) -> 
     for ordered in (results, results[::-1]):
         assert best_trial_result(ordered, "etf_distance", mode).metrics["trial_id"] == "t1"
     assert best_trial_result([result("t0", float("nan"))], "etf_distance", mode) is None
+
+
+def test_trials_on_a_cluster_get_the_drivers_mlflow_credentials_and_resume_goes_there(
+    mlflow_server_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nodes start without credentials (as on a real cluster); only the driver has them.
+    The trials must still log to the basic-auth server, and the study must remember its
+    cluster for `resume`."""
+    pytest.importorskip("flask_wtf", reason="`--app-name basic-auth` needs Flask-WTF")
+    from ray.cluster_utils import Cluster
+
+    from hcl_study.study.runner import StudyLocation, _interrupted_message
+
+    server = mlflow_server_factory(auth=True)
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # socket paths < 108 bytes
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False}
+    )
+    try:
+        cluster.wait_for_nodes()
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.admin_password)
+        spec = write_spec(
+            tmp_path,
+            name="credentials",
+            search={"algorithm": "random", "num_samples": 2, "max_concurrent": 2, "seed": 0},
+        )
+        monkeypatch.chdir(tmp_path)
+        summary = run_study(spec, address=cluster.address, tracking_uri=server.uri)
+        assert summary.num_trials == 2 and "failed" not in summary.regimes, summary.regimes
+        _, children = study_runs(server.uri, "credentials")
+        assert len(children) == 2 and all(run.info.status == "FINISHED" for run in children)
+        location = StudyLocation.load(tmp_path / "studies" / "credentials")
+        address = cluster.address
+        assert location.address == address
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    spec_of_study = yaml.safe_load(spec.read_text())
+    hint = _interrupted_message(parse_study_spec(spec_of_study), location)
+    assert hint.endswith(f"hcl-study resume credentials --address {address}")
+
+
+def test_auto_device_trains_on_the_cpu_unless_the_trial_reserved_a_gpu() -> None:
+    """Ray leaves every GPU visible to a trial that reserved none (`resources.gpu: 0`)."""
+    from hcl_study.trainable import TrialContext
+
+    context = TrialContext("s", {"device": "auto"}, "sqlite:///x.db", "1", "r", 5)
+    config = context.trial_config({})
+    assert context.run_config(config).device == "cpu"
+    assert config.device == "auto", "the logged config stays as asked"
+    with_gpu = TrialContext("s", {"device": "auto"}, "sqlite:///x.db", "1", "r", 5, 0.5)
+    assert with_gpu.run_config(config).device == "auto"
+    explicit = TrialContext("s", {"device": "cpu"}, "sqlite:///x.db", "1", "r", 5)
+    assert explicit.run_config(explicit.trial_config({})).device == "cpu"

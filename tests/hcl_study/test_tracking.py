@@ -397,9 +397,13 @@ def test_basic_auth_server_accepts_credentials_and_refuses_anonymous_clients(
         "flask_wtf", reason="`--app-name basic-auth` needs Flask-WTF (the mlflow[auth] extra)"
     )
     server = mlflow_server_factory(auth=True)
-    check_tracking_uri(server.uri)
+    with pytest.raises(UserError, match=r"refused this machine's credentials \(HTTP 401\)"):
+        check_tracking_uri(server.uri)  # before any Ray or MLflow work: exit 2, not a 401 later
+    in_uri = server.uri.replace("://", f"://{ADMIN_USERNAME}:{server.admin_password}@")
+    check_tracking_uri(in_uri)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.admin_password)
+    check_tracking_uri(server.uri)
     study = StudyRun.start_or_resume(server.uri, "auth-study", {"name": "auth-study"})
     trial = open_trial(study, "t_auth")
     trial.log_epoch(0, {"loss": 1.0})
@@ -407,6 +411,8 @@ def test_basic_auth_server_accepts_credentials_and_refuses_anonymous_clients(
     assert steps(server.uri, trial.run_id, "loss") == [0]
 
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
+    with pytest.raises(UserError, match="MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"):
+        check_tracking_uri(server.uri)
     with pytest.raises(TrackingError, match="401"):
         StudyRun.start_or_resume(server.uri, "auth-study", {"name": "auth-study"})
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")

@@ -112,6 +112,10 @@ STUDY_CASES: dict[str, Case] = {
     "epochs_zero": Case(
         spec_text(base={"epochs": 0}), ("base.epochs", "greater than or equal to 1")
     ),
+    "cuda_without_a_reserved_gpu": Case(
+        spec_text(base={**SMOKE_BASE, "device": "cuda"}),
+        ("base.device", "without a GPU reserved for it (resources.gpu is 0)"),
+    ),
     "boolean_for_an_integer": Case(
         spec_text(checkpoint_every=True), ("checkpoint_every", "expected a number, not a boolean")
     ),

@@ -147,6 +147,13 @@ def _not_final_note(trials: pd.DataFrame, kept: pd.DataFrame) -> str:
     )
 
 
+def _untested(chosen: pd.DataFrame, runs: str) -> str:
+    """Why a claim was not tested: the study has no such run, or none ran to its end."""
+    if chosen.empty:
+        return f"the study has no run {runs}"
+    return f"none of its {len(chosen)} runs {runs} has a final regime"
+
+
 def _erank_ratio(trials: pd.DataFrame) -> pd.Series:
     if "erank_ratio" in trials:
         return trials["erank_ratio"].astype(float)
@@ -335,7 +342,7 @@ def check_nc_with_hard_negatives(trials: pd.DataFrame) -> ClaimResult:
     verdict = _verdict(total_nc, len(final))
     measured = "; ".join(parts) or "no such run"
     if verdict == NOT_TESTED:
-        reason = "no run with β > 0 and ball or sphere normalization has a final regime"
+        reason = _untested(chosen, "with β > 0 and ball or sphere normalization")
     else:
         reason = f"{total_nc} of {len(final)} runs end NC: {measured}"
     reason += _not_final_note(chosen, final)
@@ -385,7 +392,7 @@ def check_dc_without_hard_negatives(
     )
     verdict = _verdict(int(shows_dc.sum()), len(final))
     if verdict == NOT_TESTED:
-        reason = "no β = 0 run has a final regime"
+        reason = _untested(chosen, "with β = 0")
     else:
         reason = (
             f"{int(shows_dc.sum())} of {len(final)} β = 0 runs show DC (final regime DC: "
@@ -434,7 +441,7 @@ def check_no_nc_without_normalization(trials: pd.DataFrame) -> ClaimResult:
     )
     verdict = _verdict(int((~nc).sum()), len(final))
     if verdict == NOT_TESTED:
-        reason = "no run with normalization 'none' has a final regime"
+        reason = _untested(chosen, "with normalization 'none'")
     else:
         reason = f"{int(nc.sum())} of {len(final)} runs without normalization end NC"
         if nc.any():

@@ -20,7 +20,13 @@ from hcl_study.config import (
     read_yaml_file,
     with_overrides,
 )
-from hcl_study.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, StudyInterrupted, UserError
+from hcl_study.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    Interrupted,
+    TrainingInterrupted,
+    UserError,
+)
 
 if TYPE_CHECKING:
     from analysis.report import Report
@@ -58,14 +64,14 @@ def user_errors_exit_2(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def interrupted_studies_exit_130(command: F) -> F:
-    """Print how to resume a `StudyInterrupted` study and exit with code 130."""
+def interrupted_exit_130(command: F) -> F:
+    """Print how to continue `Interrupted` work and exit with code 130."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except StudyInterrupted as interrupted:
+        except Interrupted as interrupted:
             err_console.print(
                 f"[bold yellow]interrupted:[/] {escape(str(interrupted))}",
                 highlight=False,
@@ -78,6 +84,7 @@ def interrupted_studies_exit_130(command: F) -> F:
 
 @app.command()
 @user_errors_exit_2
+@interrupted_exit_130
 def train(
     out: Annotated[
         Path,
@@ -107,7 +114,6 @@ def train(
 ) -> None:
     """Run one training run (no Ray, no MLflow) and write its metrics and class means."""
     from hcl_study.train import CHECKPOINT_FILE
-    from hcl_study.train import train as run_training
     from hcl_study.train.outputs import CONFIG_FILE, RUN_FILES, RunOutputs
 
     if resume and overwrite:
@@ -128,14 +134,50 @@ def train(
         _require_same_run(out, train_config)
     trainer = _new_trainer(train_config)
     outputs = RunOutputs(out)
+    total = train_config.epochs
     if resuming:
-        _restore(trainer, out, train_config.epochs)
+        _restore(trainer, out, total)
         outputs.truncate(trainer.epoch)
-        console.print(f"Resuming {out} at epoch {trainer.epoch}.")
+        console.print(f"Resuming {out} after epoch {trainer.epoch} of {total}.", soft_wrap=True)
     else:
+        if resume:
+            console.print(f"No checkpoint in {out}: the run starts at epoch 1.", soft_wrap=True)
         outputs.start()  # a fresh run never resumes, nor keeps the files of, an older one
     (out / CONFIG_FILE).write_text(_dump_yaml(train_config.model_dump(mode="json")))
+    saved = [trainer.epoch]  # the epochs of the checkpoint in OUT, as it is written
+    try:
+        results = _train_with_progress(trainer, train_config, outputs, out, checkpoint_every, saved)
+    except KeyboardInterrupt:
+        again = f"hcl-study train --config {out / CONFIG_FILE} --out {out}"
+        last = saved[0]
+        raise TrainingInterrupted(
+            f"training stopped after {trainer.epoch} of {total} epochs; "
+            + (
+                f"{out} holds its checkpoint after epoch {last} (one every {checkpoint_every} "
+                f"epochs; the files agree with it). Continue it with: {again} --resume"
+                if last
+                else "no checkpoint was written yet (the first comes after epoch "
+                f"{min(checkpoint_every, total)}). Start it again with: {again} --overwrite"
+            )
+        ) from None
+    outputs.flush()
+    _print_train_summary(results, out, total)
 
+
+def _train_with_progress(
+    trainer: Any,
+    config: TrainConfig,
+    outputs: Any,
+    out: Path,
+    checkpoint_every: int,
+    saved: list[int],
+) -> list[Any]:
+    """Train to `config.epochs` with a progress bar (a line per epoch when the output is not
+    a terminal), writing the files and a checkpoint every `checkpoint_every` epochs; `saved`
+    holds the epochs of the latest checkpoint written."""
+    from hcl_study.train import train as run_training
+
+    total = config.epochs
     with Progress(
         TextColumn("[bold]train"),
         BarColumn(),
@@ -145,24 +187,20 @@ def train(
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task(
-            "train", total=train_config.epochs, completed=trainer.epoch, status=""
-        )
+        task = progress.add_task("train", total=total, completed=trainer.epoch, status="")
 
         def on_epoch(result: Any) -> None:
             outputs.append(result)
-            if trainer.epoch % checkpoint_every == 0 or trainer.epoch == train_config.epochs:
+            if trainer.epoch % checkpoint_every == 0 or trainer.epoch == total:
                 outputs.flush()  # first: a checkpoint must never be ahead of the arrays
                 trainer.save(out)
-            progress.update(
-                task,
-                advance=1,
-                status=f"loss {result.metrics['loss']:.4f} · {result.regime}",
-            )
+                saved[0] = trainer.epoch
+            status = f"loss {result.metrics['loss']:.4f} · {result.regime}"
+            progress.update(task, advance=1, status=status)
+            if not console.is_terminal:  # a log file: rich draws the bar only at the end
+                console.print(f"epoch {trainer.epoch}/{total}: {status}", highlight=False)
 
-        results = run_training(train_config, on_epoch=on_epoch, trainer=trainer)
-    outputs.flush()
-    _print_train_summary(results, out)
+        return run_training(config, on_epoch=on_epoch, trainer=trainer)
 
 
 def _new_trainer(config: TrainConfig) -> Any:
@@ -230,22 +268,29 @@ def _load_train_config(config: Path | None, assignments: list[str]) -> TrainConf
     return parse_train_config(raw, source=source)
 
 
-def _print_train_summary(results: list[Any], out: Path) -> None:
+def _print_train_summary(results: list[Any], out: Path, total: int) -> None:
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True, highlight=False)
+
     if not results:
-        console.print(f"Nothing to do: {out} is already complete.")
+        say(f"Nothing to do: {out} is already complete.")
         return
     last = results[-1]
     m = last.metrics
     if last.diverged:
-        console.print(f"[bold red]Diverged[/] at epoch {last.epoch} (non-finite loss or features).")
+        say(f"[bold red]Diverged[/] in epoch {last.epoch + 1} of {total} (non-finite values).")
     else:
-        console.print(
-            f"Epoch {last.epoch}: regime [bold]{last.regime}[/] · loss {m['loss']:.4f} · "
+        say(
+            f"Epoch {last.epoch + 1}/{total}: regime [bold]{last.regime}[/] · "
+            f"loss {m['loss']:.4f} · "
             f"erank_means {m['erank_means']:.2f}/{m['rank_bound']:.0f} · "
             f"etf_distance {m['etf_distance']:.3f} · dc_count {m['dc_count']:.0f} · "
             f"NCM test {m['ncm_accuracy_test']:.3f}"
         )
-    console.print(f"Wrote {out}/metrics.jsonl, class_means.npy, spectrum.npy")
+    say(
+        f"Wrote {out.resolve()}/: metrics.jsonl, class_means.npy, spectrum.npy, checkpoint.pt, "
+        "config.yaml"
+    )
 
 
 def _require_same_run(out: Path, config: TrainConfig) -> None:
@@ -283,7 +328,7 @@ def _dump_yaml(data: dict[str, Any]) -> str:
 
 @app.command()
 @user_errors_exit_2
-@interrupted_studies_exit_130
+@interrupted_exit_130
 def study(
     spec: Annotated[Path, typer.Argument(help="Study spec (YAML), e.g. search_spaces/quick.yaml.")],
     address: Annotated[
@@ -311,20 +356,37 @@ def study(
             help="Override a spec key, e.g. --set base.data.root=/data/cifar100 (repeatable).",
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show Tune's status tables and the trials' own output (Ray, MLflow logs) "
+            "instead of one line per ended trial.",
+        ),
+    ] = False,
 ) -> None:
-    """Run a hyperparameter study: Ray Tune trials, every one logged to MLflow."""
+    """Run a hyperparameter study: Ray Tune trials, every one logged to MLflow.
+
+    A spec whose study already exists (studies/NAME) continues it where it stopped, or
+    reports it again when it is complete.
+    """
     from hcl_study.study.runner import run_study
 
     overrides = dict(_parse_set(text) for text in set_ or [])
     summary = run_study(
-        spec, address=address, tracking_uri=tracking_uri, storage=storage, overrides=overrides
+        spec,
+        address=address,
+        tracking_uri=tracking_uri,
+        storage=storage,
+        overrides=overrides,
+        verbose=verbose,
     )
     _print_study_summary(summary)
 
 
 @app.command()
 @user_errors_exit_2
-@interrupted_studies_exit_130
+@interrupted_exit_130
 def resume(
     name_or_path: Annotated[
         str, typer.Argument(help="Study name (under studies/) or study folder.")
@@ -336,11 +398,19 @@ def resume(
             "on (local Ray if it ran there)."
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show Tune's status tables and the trials' own output (Ray, MLflow logs) "
+            "instead of one line per ended trial.",
+        ),
+    ] = False,
 ) -> None:
     """Finish an interrupted study where it stopped (same trials, same MLflow runs)."""
     from hcl_study.study.runner import resume_study
 
-    _print_study_summary(resume_study(name_or_path, address=address))
+    _print_study_summary(resume_study(name_or_path, address=address, verbose=verbose))
 
 
 def _parse_set(text: str) -> tuple[str, Any]:
@@ -356,9 +426,14 @@ def _parse_set(text: str) -> tuple[str, Any]:
 def _print_study_summary(summary: Any) -> None:
     from rich.table import Table
 
+    from hcl_study.study.runner import STUDIES_DIR
     from hcl_study.tracking import redacted_uri
 
-    table = Table(title=f"Study {summary.name}: {summary.num_trials} trials")
+    def say(text: str) -> None:  # one line each, whatever the width: paths and ids copy whole
+        console.print(text, soft_wrap=True, highlight=False)
+
+    say(f"[bold]Study {summary.name}[/]: {summary.num_trials} trials")
+    table = Table()
     table.add_column("regime")
     table.add_column("trials", justify="right")
     for regime, count in sorted(summary.regimes.items()):
@@ -370,16 +445,19 @@ def _print_study_summary(summary: Any) -> None:
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in best["params"].items()
         )
-        console.print(
-            f"Best trial for {best['metric']}: {best['value']:.4g} ({best['regime']}) "
-            f"with {params}; "
-            f"MLflow run {best['mlflow_run_id']}"
+        say(
+            f"Best trial for {best['metric']}: {best['value']:.4g} ({best['regime']}) with "
+            f"{escape(params)}; MLflow run {best['mlflow_run_id']}"
         )
-    console.print(
-        f"MLflow: {redacted_uri(summary.tracking_uri)} · experiment {summary.experiment_id} · "
-        f"parent run {summary.parent_run_id}"
+    say(
+        f"MLflow: {escape(redacted_uri(summary.tracking_uri))} · experiment "
+        f"{summary.experiment_id} · parent run {summary.parent_run_id}"
     )
-    console.print(f"Open the UI: [bold]{summary.ui_command()}[/]")
+    say(f"Open the UI: [bold]{escape(summary.ui_command())}[/]")
+    say(
+        f"Study folder: {Path(STUDIES_DIR, summary.name).resolve()} · report: hcl-study "
+        f"analyze {summary.name}"
+    )
 
 
 def _check_writable_folder(out: Path, option: str) -> Path:
@@ -438,7 +516,7 @@ def _print_report_location(report: Report, artifact_path: str, study: str) -> No
 
 @app.command()
 @user_errors_exit_2
-@interrupted_studies_exit_130
+@interrupted_exit_130
 def reproduce(
     study: Annotated[
         str,
@@ -468,6 +546,22 @@ def reproduce(
         str | None,
         typer.Option(help="With a spec: Tune storage path (shared folder or s3:// URI)."),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="With a spec: override a spec key, e.g. --set base.data.root=/data/cifar100 "
+            "(repeatable).",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="With a spec: show Tune's status tables and the trials' own output (Ray, "
+            "MLflow logs) instead of one line per ended trial.",
+        ),
+    ] = False,
 ) -> None:
     """Test the paper's claims on a study: figures, phase diagram, claims table with verdicts."""
     import os
@@ -491,10 +585,22 @@ def reproduce(
                 f"STUDY: no spec file at {spec_path}; give an existing study spec (YAML) or the "
                 "name of a study."
             )
-        summary = run_study(spec_path, address=address, tracking_uri=tracking_uri, storage=storage)
+        summary = run_study(
+            spec_path,
+            address=address,
+            tracking_uri=tracking_uri,
+            storage=storage,
+            overrides=dict(_parse_set(text) for text in set_ or []),
+            verbose=verbose,
+        )
         _print_study_summary(summary)
         study, uri = summary.name, summary.tracking_uri
     else:
+        if set_:
+            raise UserError(
+                "--set: overrides apply to a study spec (STUDY ending in .yaml) that is run "
+                f"first; {study!r} names a study that exists already."
+            )
         uri = tracking_uri or study_tracking_uri(study)
     report = write_claims_report(uri, study, folder or Path(STUDIES_DIR, study, "claims"))
     claims = json.loads((report.path.parent / CLAIMS_FILE).read_text())["claims"]

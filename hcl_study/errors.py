@@ -1,7 +1,7 @@
 """User-facing errors: bad specs, missing data, unreachable servers; interrupted studies.
 
 Anything raised as `UserError` reaches the CLI as one paragraph and exit code 2, before
-any Ray job or MLflow run is started. A `StudyInterrupted` study exits with code 130.
+any Ray job or MLflow run is started. `Interrupted` work exits with code 130.
 """
 
 from __future__ import annotations
@@ -22,11 +22,17 @@ class UserError(Exception):
     """An error in what the user asked for, with a message fit to print as is."""
 
 
-class StudyInterrupted(Exception):
-    """A study stopped (Ctrl-C, SIGINT, SIGUSR1) before every trial ended; it can be resumed.
+class Interrupted(Exception):
+    """Work stopped by Ctrl-C (or a signal) that can be continued; the message, fit to print
+    as is, says how."""
 
-    The message, fit to print as is, says how to continue it.
-    """
+
+class StudyInterrupted(Interrupted):
+    """A study stopped (Ctrl-C, SIGINT, SIGUSR1) before every trial ended; it can be resumed."""
+
+
+class TrainingInterrupted(Interrupted):
+    """`hcl-study train` stopped by Ctrl-C; `--resume` continues from its last checkpoint."""
 
 
 class DataError(UserError):

@@ -1,8 +1,10 @@
-"""Driver-side Tune callback that closes the MLflow runs of torn-down trials.
+"""Driver-side Tune callbacks: closing the MLflow runs of torn-down trials, and progress.
 
 Tune tears down a trial stopped early (ASHA) or failed without running the trainable's
 code after its loop, so its MLflow child run would stay RUNNING. The driver closes it.
-Holds only strings, so it pickles with the experiment state for `Tuner.restore`.
+`TrialProgress` prints one line per ended trial (Tune's own tables are turned off).
+Both hold only strings and numbers, so they pickle with the experiment state for
+`Tuner.restore`.
 """
 
 from __future__ import annotations
@@ -39,12 +41,7 @@ class TrialRunCloser(Callback):
         self.parent_run_id = parent_run_id
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        result = trial.last_result or {}
-        if not ran_to_its_end(result):
-            status = "stopped"  # early-stopped by the scheduler
-        else:
-            status = "diverged" if result.get("diverged") else "finished"
-        self._close(trial, status)
+        self._close(trial, trial_status(trial, failed=False))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._close(trial, "failed")
@@ -63,3 +60,45 @@ class TrialRunCloser(Callback):
         except Exception:  # noqa: BLE001 - a tracking outage must not end the study
             # The study's end sweeps every run still RUNNING (close_dangling_trials).
             logger.exception("could not close the MLflow run of trial %s", trial.trial_id)
+
+
+def trial_status(trial: Any, failed: bool) -> str:
+    """How a trial ended: finished, diverged, stopped (early, by the scheduler) or failed."""
+    result = trial.last_result or {}
+    if not ran_to_its_end(result):
+        return "failed" if failed else "stopped"
+    return "diverged" if result.get("diverged") else "finished"
+
+
+class TrialProgress(Callback):
+    """Print a line as each trial ends: how many have ended, its status, regime, objective
+    metric and params, e.g. `[3/24] 5f1c2_00002 finished · NC · etf_distance 0.0242 · ...`."""
+
+    def __init__(self, metric: str, total: int) -> None:
+        self.metric = metric
+        self.total = total
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._print(trials, trial, failed=False)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._print(trials, trial, failed=True)
+
+    def _print(self, trials: list[Any], trial: Any, failed: bool) -> None:
+        # The ending trial's own status is set only after its callbacks.
+        ended = 1 + sum(
+            other.status in ("TERMINATED", "ERROR") for other in trials if other is not trial
+        )
+        result = trial.last_result or {}
+        parts = [f"[{ended}/{self.total}] {trial.trial_id}", trial_status(trial, failed)]
+        if result.get("regime"):
+            parts.append(str(result["regime"]))
+        value = result.get(self.metric)
+        if isinstance(value, int | float):
+            parts.append(f"{self.metric} {value:.4g}")
+        parts.append(", ".join(f"{key}={_short(value)}" for key, value in trial.config.items()))
+        print(" · ".join(parts), flush=True)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -171,8 +171,38 @@ def _speaks_grpc(host: str, port: int, timeout_s: float) -> bool:
     return header[3] == 4  # a gRPC server's first frame is SETTINGS (type 4)
 
 
-def connect_ray(address: str | None, spec: StudySpec) -> None:
-    """Join a cluster (`--address`, `RAY_ADDRESS`) or start local Ray; check resources."""
+class _DropTunesResumeHint(logging.Filter):
+    """Tune's "Resume experiment with: Tuner.restore(...)": hcl-study prints its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Resume experiment with" not in record.getMessage()
+
+
+def quiet_libraries() -> None:
+    """Keep Ray, Tune, MLflow and Optuna to warnings and errors on the console: the study
+    prints a line per ended trial instead (`--verbose` leaves them as they are)."""
+    import optuna
+
+    for name in ("ray", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # A notice on every ray.init, not a warning about this study.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
+    logging.getLogger("ray.tune.tune").addFilter(_DropTunesResumeHint())
+    # Tune's new output engine prints its experiment header and paths even at verbose=0.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # num_to_keep forces a state snapshot per checkpoint; the warning says nothing to users.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def connect_ray(address: str | None, spec: StudySpec, *, verbose: bool = False) -> None:
+    """Join a cluster (`--address`, `RAY_ADDRESS`) or start local Ray; check resources.
+
+    Without `verbose`, the trials' own output stays in Ray's log files (errors still reach
+    the console through Tune).
+    """
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
@@ -184,11 +214,18 @@ def connect_ray(address: str | None, spec: StudySpec) -> None:
 
     # Trials log to MLflow from other processes and nodes: they need the same credentials.
     runtime_env = {"env_vars": tracking_environment()}
+    if not verbose:
+        quiet_libraries()
+    common = {
+        "runtime_env": runtime_env,
+        "log_to_driver": verbose,
+        "logging_level": logging.INFO if verbose else logging.WARNING,
+    }
     try:
         if address:
-            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+            ray.init(address=address, **common)
         else:
-            ray.init(include_dashboard=False, num_gpus=_local_gpus(), runtime_env=runtime_env)
+            ray.init(include_dashboard=False, num_gpus=_local_gpus(), **common)
     except ConnectionError as error:
         raise UserError(
             f"--address / RAY_ADDRESS: cannot join the Ray cluster at {address}: {error}"
@@ -223,11 +260,13 @@ def run_study(
     tracking_uri: str | None = None,
     storage: str | None = None,
     overrides: dict[str, Any] | None = None,
+    verbose: bool = False,
 ) -> StudySummary:
     """Validate and run a study from its spec file (with dotted-path `overrides`).
 
     Running a spec whose study already exists continues that study (or, when it is
-    complete, reports it again) instead of starting over.
+    complete, reports it again) instead of starting over. `verbose` shows Tune's tables and
+    the trials' output instead of a line per ended trial.
     """
     from hcl_study.tracking import check_tracking_uri
 
@@ -248,18 +287,18 @@ def run_study(
             tracking_uri=tracking_uri,
             storage=storage,
         )
-        return resume_study(location.study_dir, address=address)
+        return resume_study(location.study_dir, address=address, verbose=verbose)
     location.address = address or os.environ.get("RAY_ADDRESS") or ""
     if not location.address:
         check_local_data(spec)
     check_tracking_uri(location.tracking_uri)
-    connect_ray(location.address or None, spec)
+    connect_ray(location.address or None, spec, verbose=verbose)
     Path(location.study_dir).mkdir(parents=True, exist_ok=True)
     stored_spec = Path(location.study_dir, SPEC_FILE)
     stored_spec.write_text(
         Path(spec_path).read_text() if not overrides else yaml.safe_dump(raw, sort_keys=False)
     )
-    return _fit(spec, location, spec_path=stored_spec, restore=False)
+    return _fit(spec, location, spec_path=stored_spec, restore=False, verbose=verbose)
 
 
 def _require_same_spec(study_dir: Path, spec: StudySpec) -> None:
@@ -303,7 +342,9 @@ def find_study(name_or_path: str) -> Path:
     )
 
 
-def resume_study(name_or_path: str, *, address: str | None = None) -> StudySummary:
+def resume_study(
+    name_or_path: str, *, address: str | None = None, verbose: bool = False
+) -> StudySummary:
     """Finish an interrupted study in the same MLflow parent run: `Tuner.restore` of Tune's
     saved state, or, when the study was interrupted before Tune saved a trial, its trials
     from the start. It runs on `address`, else RAY_ADDRESS, else the cluster it ran on."""
@@ -317,10 +358,10 @@ def resume_study(name_or_path: str, *, address: str | None = None) -> StudySumma
     location.address = address or os.environ.get("RAY_ADDRESS") or location.address
     if not restore and not location.address:
         check_local_data(spec)
-    connect_ray(location.address or None, spec)
+    connect_ray(location.address or None, spec, verbose=verbose)
     if not restore:
         _discard_saved_experiment(location)
-    return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=restore)
+    return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=restore, verbose=verbose)
 
 
 def _saved_trials(location: StudyLocation) -> int:
@@ -344,7 +385,7 @@ def _discard_saved_experiment(location: StudyLocation) -> None:
 
 
 def _fit(
-    spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: bool
+    spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: bool, verbose: bool
 ) -> StudySummary:
     import ray
     from ray import tune
@@ -388,7 +429,7 @@ def _fit(
                     resume_errored=False,
                 )
             else:
-                tuner = _new_tuner(spec, location, trainable, study_run)
+                tuner = _new_tuner(spec, location, trainable, study_run, verbose=verbose)
             grid = tuner.fit()
         finally:
             ray.shutdown()
@@ -416,12 +457,12 @@ def _fit(
 
 
 def _new_tuner(
-    spec: StudySpec, location: StudyLocation, trainable: Any, study_run: StudyRun
+    spec: StudySpec, location: StudyLocation, trainable: Any, study_run: StudyRun, *, verbose: bool
 ) -> Tuner:
     """A fresh Tuner for the study, its state saved under `location.experiment_path`."""
     from ray import tune
 
-    from hcl_study.study.callbacks import TrialRunCloser
+    from hcl_study.study.callbacks import TrialProgress, TrialRunCloser
     from hcl_study.study.search import (
         build_scheduler,
         build_search_algorithm,
@@ -447,9 +488,10 @@ def _new_tuner(
             callbacks=[
                 TrialRunCloser(
                     location.tracking_uri, spec.name, study_run.experiment_id, study_run.run_id
-                )
+                ),
+                *([] if verbose else [TrialProgress(spec.objective.metric, spec.num_trials)]),
             ],
-            verbose=1,
+            verbose=1 if verbose else 0,
         ),
     )
 
@@ -534,15 +576,20 @@ def saved_boundary_searcher(spec: StudySpec, location: StudyLocation) -> Boundar
 
 
 def best_trial_result(results: Any, metric: str, mode: str) -> Any:
-    """The result whose last `metric` is best and finite; None without one.
+    """The result whose final `metric` is best and finite; None without one. Trials that
+    did not run to their end (failed, stopped early) have no final value.
 
     Ties go to the smallest trial id, so that a study reports the same best trial every
     time (a restored result grid lists its trials in another order).
     """
+    from hcl_study.study.callbacks import ran_to_its_end
+
     scored = []
     for result in results:
         metrics = result.metrics or {}
         value = metrics.get(metric)
+        if not ran_to_its_end(metrics):  # failed or stopped early: not its final value
+            continue
         if isinstance(value, int | float) and math.isfinite(value):
             scored.append(
                 (value if mode == "min" else -value, str(metrics.get("trial_id")), result)
@@ -556,8 +603,10 @@ def summarize(spec: StudySpec, location: StudyLocation, grid: Any) -> StudySumma
     regimes: Counter[str] = Counter()
     for result in grid:
         metrics = result.metrics or {}
-        failed = result.error is not None and not ran_to_its_end(metrics)
-        regimes["failed" if failed else metrics.get("regime", "unknown")] += 1
+        if ran_to_its_end(metrics):
+            regimes[metrics.get("regime", "unknown")] += 1
+        else:  # its last regime is not final
+            regimes["failed" if result.error is not None else "stopped"] += 1
     best = None
     best_result = best_trial_result(grid, spec.objective.metric, spec.objective.mode)
     if best_result is not None:

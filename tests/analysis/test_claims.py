@@ -280,6 +280,26 @@ def test_claim_4_verdicts_from_the_runs_without_normalization() -> None:
     assert result.verdict == DOES_NOT_HOLD and "1 of 1 runs" in result.reason
 
 
+def test_untested_claims_say_whether_such_runs_are_missing_or_unfinished() -> None:
+    normalized = _table(
+        _trial("a", "scl", 3.5, "ball", "NC"), _trial("b", "scl", 16.0, "sphere", None)
+    )
+    for check, reason in (
+        (check_dc_without_hard_negatives, "the study has no run with β = 0"),
+        (check_no_nc_without_normalization, "the study has no run with normalization 'none'"),
+    ):
+        result = check(normalized)
+        assert result.verdict == NOT_TESTED and result.reason == reason
+    unfinished = _table(
+        _trial("a", "scl", 0.0, "none", None), _trial("b", "scl", 0.0, "ball", None)
+    )
+    result = check_dc_without_hard_negatives(unfinished)
+    assert result.verdict == NOT_TESTED
+    assert result.reason.startswith("none of its 2 runs with β = 0 has a final regime")
+    result = check_nc_with_hard_negatives(unfinished)
+    assert result.reason == "the study has no run with β > 0 and ball or sphere normalization"
+
+
 def test_evaluate_claims_table_and_limits_name_the_ucl_cone() -> None:
     trials = _table(
         _trial("a", "scl", 30.0, "ball", "NC", mean_cos_means=-0.11),

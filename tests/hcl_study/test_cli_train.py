@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from hcl_study.cli import app
-from hcl_study.errors import EXIT_USER_ERROR
+from hcl_study.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from hcl_study.geometry import METRIC_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,13 +154,18 @@ def test_an_interrupt_while_the_arrays_are_written_leaves_a_resumable_run(
         flush(self)
 
     monkeypatch.setattr(RunOutputs, "flush", interrupted_second_flush)
-    assert invoke(*common, "--out", str(cut), "--checkpoint-every", "1").exit_code != 0
+    stopped = invoke(*common, "--out", str(cut), "--checkpoint-every", "1")
+    assert stopped.exit_code == EXIT_INTERRUPTED
+    message = " ".join(stopped.output.split())
+    assert "training stopped after 2 of 4 epochs" in message, message
+    assert f"{cut} holds its checkpoint after epoch 1" in message
+    assert message.endswith(f"--config {cut / 'config.yaml'} --out {cut} --resume")
     monkeypatch.setattr(RunOutputs, "flush", flush)
     assert np.load(cut / "class_means.npy").shape[0] == 1, "the arrays of the first checkpoint"
 
-    resumed = invoke(*common, "--out", str(cut), "--resume")
+    resumed = invoke("train", "--config", str(cut / "config.yaml"), "--out", str(cut), "--resume")
     assert resumed.exit_code == 0, resumed.output
-    assert "Resuming" in resumed.output and "at epoch 1" in resumed.output
+    assert f"Resuming {cut} after epoch 1 of 4." in " ".join(resumed.output.split())
     for name in ("class_means.npy", "spectrum.npy"):
         assert np.array_equal(np.load(whole / name), np.load(cut / name))
     assert len(read_metrics(cut)) == 4
@@ -248,3 +253,20 @@ def test_bad_config_exits_2_naming_the_field_and_writes_nothing(
     assert named in result.stderr
     assert "Traceback" not in result.output
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_interrupt_before_the_first_checkpoint_says_to_start_again(
+    tmp_path: Path, small_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hcl_study.train.outputs import RunOutputs
+
+    def interrupted_append(self: RunOutputs, result: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunOutputs, "append", interrupted_append)
+    out = tmp_path / "run"
+    stopped = invoke("train", "--config", str(small_config), "--set", "epochs=4", "--out", str(out))
+    assert stopped.exit_code == EXIT_INTERRUPTED
+    message = " ".join(stopped.output.split())
+    assert "training stopped after 1 of 4 epochs; no checkpoint was written yet" in message
+    assert message.endswith(f"--out {out} --overwrite")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -80,8 +81,15 @@ def test_smoke_study_against_mlflow_server(mlflow_server: Any, tmp_path: Path) -
         timeout=600,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert "Best trial for erank_means" in completed.stdout
-    assert f"open {mlflow_server.uri}" in completed.stdout
+    lines = completed.stdout.splitlines()
+    progress = [line for line in lines if re.match(r"\[\d/4\] \w+ · finished · \w+ · ", line)]
+    assert [line[:5] for line in progress] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"], lines
+    assert all("erank_means " in line and "loss.beta=" in line for line in progress)
+    assert any(line.startswith("Best trial for erank_means") for line in lines)
+    assert f"Open the UI: open {mlflow_server.uri}/#/experiments/" in completed.stdout
+    printed = completed.stdout + completed.stderr
+    for noise in ("Configuration for experiment", "Tuner.restore", "Token authentication"):
+        assert noise not in printed, f"{noise!r} in the output"
     check_complete_study(mlflow_server.uri, "smoke", storage / "smoke", epochs=3, trials=4)
     assert not (tmp_path / "studies" / "smoke" / "mlflow.db").exists()
 

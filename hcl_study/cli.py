@@ -24,6 +24,7 @@ from hcl_study.errors import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
     Interrupted,
+    TrackingError,
     TrainingInterrupted,
     UserError,
 )
@@ -48,7 +49,8 @@ def _group() -> None:
 
 
 def user_errors_exit_2(command: F) -> F:
-    """Print a `UserError` as one paragraph and exit with code 2."""
+    """Print a `UserError` as one paragraph and exit with code 2 (a `TrackingError`, MLflow
+    failing after the checks, as one paragraph too, with code 1)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -60,6 +62,12 @@ def user_errors_exit_2(command: F) -> F:
                 f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(EXIT_USER_ERROR) from None
+        except TrackingError as error:
+            message = " ".join(str(error).split())
+            err_console.print(
+                f"[bold red]tracking error:[/] {escape(message)}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

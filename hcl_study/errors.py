@@ -22,6 +22,10 @@ class UserError(Exception):
     """An error in what the user asked for, with a message fit to print as is."""
 
 
+class TrackingError(RuntimeError):
+    """MLflow could not record something (server down past the deadline, or a refused call)."""
+
+
 class Interrupted(Exception):
     """Work stopped by Ctrl-C (or a signal) that can be continued; the message, fit to print
     as is, says how."""

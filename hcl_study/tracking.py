@@ -54,7 +54,7 @@ from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request_safe
 
 from hcl_study.config import flatten
-from hcl_study.errors import UserError
+from hcl_study.errors import TrackingError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +91,6 @@ _ALLOWED_URIS = (
 )
 _http_settings_lock = threading.RLock()
 _Result = TypeVar("_Result")
-
-
-class TrackingError(RuntimeError):
-    """MLflow could not record something (server down past the deadline, or a refused call)."""
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from hcl_study.config import read_yaml_file, with_overrides
-from hcl_study.errors import StudyInterrupted, UserError
+from hcl_study.errors import StudyInterrupted, TrackingError, UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
 
 if TYPE_CHECKING:
@@ -449,6 +449,13 @@ def _fit(
         if isinstance(interruption, KeyboardInterrupt):  # a second Ctrl-C: Tune lets it through
             raise StudyInterrupted(_interrupted_message(spec, location)) from None
         raise
+    except TrackingError as error:
+        _close_unfinished(study_run, "FAILED")
+        raise TrackingError(
+            f"{error}. The study {spec.name!r} stopped on it; once the tracking server answers "
+            f"again, hcl-study resume {spec.name} continues it (trials that failed their "
+            "retries while it was away stay failed)."
+        ) from error
     except BaseException:
         _close_unfinished(study_run, "FAILED")
         raise

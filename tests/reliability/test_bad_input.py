@@ -537,3 +537,22 @@ def test_executable_refuses_python_tags(command: str, in_tmp: Path) -> None:
     )
     assert not (in_tmp / HACKED).exists()
     assert not (in_tmp / "out").exists() and not (in_tmp / "studies").exists()
+
+
+def test_tracking_failure_after_the_checks_is_one_paragraph_with_exit_1(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow failing mid-way (an outage past the retries) is not bad input: exit 1, but
+    still one paragraph instead of a traceback."""
+    import analysis.report
+    from hcl_study.errors import TrackingError
+
+    def outage(*args: object, **kwargs: object) -> None:
+        raise TrackingError("Could not read metrics within 120 s (tracking server unreachable?)")
+
+    monkeypatch.setattr(analysis.report, "write_report", outage)
+    output, exit_code = invoke(["analyze", "some-study", "--tracking-uri", "sqlite:///x.db"])
+    assert exit_code == 1 and "Traceback" not in output
+    assert output.strip() == (
+        "tracking error: Could not read metrics within 120 s (tracking server unreachable?)"
+    )

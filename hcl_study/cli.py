@@ -97,7 +97,8 @@ def train(
     out: Annotated[
         Path,
         typer.Option(
-            help="Output folder: metrics.jsonl, class_means.npy, spectrum.npy, checkpoint.pt."
+            help="Output folder: metrics.jsonl, class_means.npy, spectrum.npy, checkpoint.pt, "
+            "config.yaml."
         ),
     ],
     config: Annotated[
@@ -105,15 +106,20 @@ def train(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a config key, e.g. --set loss.beta=5 (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a config key, e.g. --set loss.beta=5 (repeatable).",
+        ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue from OUT/checkpoint.pt if it exists.")
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt if it exists.")
     ] = False,
     overwrite: Annotated[
         bool,
         typer.Option(
-            help="Replace the run already in OUT (without it, or --resume, such an OUT is refused)."
+            "--overwrite",
+            help="Replace the run already in OUT (without it or --resume, such an OUT is refused).",
         ),
     ] = False,
     checkpoint_every: Annotated[
@@ -355,12 +361,16 @@ def study(
     ] = None,
     storage: Annotated[
         str | None,
-        typer.Option(help="Tune storage path (shared folder or s3:// URI on a cluster)."),
+        typer.Option(
+            help="Tune storage path (shared folder or s3:// URI on a cluster); default: the "
+            "spec's storage_path, else studies/NAME/ray."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
+            metavar="KEY=VALUE",
             help="Override a spec key, e.g. --set base.data.root=/data/cifar100 (repeatable).",
         ),
     ] = None,
@@ -558,6 +568,7 @@ def reproduce(
         list[str] | None,
         typer.Option(
             "--set",
+            metavar="KEY=VALUE",
             help="With a spec: override a spec key, e.g. --set base.data.root=/data/cifar100 "
             "(repeatable).",
         ),

@@ -43,6 +43,16 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        help="Show Tune's status tables and the trials' own output (Ray, MLflow logs) instead "
+        "of one line per ended trial.",
+    ),
+]
+
+
 @app.callback()
 def _group() -> None:
     """Hyperparameter studies of hard-negative contrastive learning (NC vs DC)."""
@@ -374,14 +384,7 @@ def study(
             help="Override a spec key, e.g. --set base.data.root=/data/cifar100 (repeatable).",
         ),
     ] = None,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose",
-            help="Show Tune's status tables and the trials' own output (Ray, MLflow logs) "
-            "instead of one line per ended trial.",
-        ),
-    ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run a hyperparameter study: Ray Tune trials, every one logged to MLflow.
 
@@ -416,14 +419,7 @@ def resume(
             "on (local Ray if it ran there)."
         ),
     ] = None,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose",
-            help="Show Tune's status tables and the trials' own output (Ray, MLflow logs) "
-            "instead of one line per ended trial.",
-        ),
-    ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Finish an interrupted study where it stopped (same trials, same MLflow runs)."""
     from hcl_study.study.runner import resume_study
@@ -573,14 +569,7 @@ def reproduce(
             "(repeatable).",
         ),
     ] = None,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose",
-            help="With a spec: show Tune's status tables and the trials' own output (Ray, "
-            "MLflow logs) instead of one line per ended trial.",
-        ),
-    ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Test the paper's claims on a study: figures, phase diagram, claims table with verdicts."""
     import os

@@ -440,17 +440,20 @@ def test_a_trial_logs_what_a_plain_training_run_of_its_config_gives(
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_best_trial_is_the_same_whatever_the_order_of_the_results(mode: str) -> None:
     """Two trials tie (in the quick study, β = 30 with ball and with sphere do): the
-    reported best must not depend on the order Tune lists them in, which a restore changes."""
+    reported best must not depend on the order Tune lists them in, which a restore changes.
+    A trial that did not run to its end has no final value, however good its last one."""
     from types import SimpleNamespace
 
     from hcl_study.study.runner import best_trial_result
 
-    def result(trial_id: str, value: float) -> SimpleNamespace:
-        return SimpleNamespace(metrics={"trial_id": trial_id, "etf_distance": value})
+    def result(trial_id: str, value: float, epoch: int = 4) -> SimpleNamespace:
+        metrics = {"trial_id": trial_id, "etf_distance": value, "epoch": epoch, "total_epochs": 5}
+        return SimpleNamespace(metrics=metrics)
 
     best_value = 0.1 if mode == "min" else 0.9
     results = [result("t2", best_value), result("t0", 0.5), result("t1", best_value)]
     results.append(result("t3", float("nan")))
+    results.append(result("t4", 0.0 if mode == "min" else 1.0, epoch=2))  # failed or stopped
     for ordered in (results, results[::-1]):
         assert best_trial_result(ordered, "etf_distance", mode).metrics["trial_id"] == "t1"
     assert best_trial_result([result("t0", float("nan"))], "etf_distance", mode) is None

@@ -8,7 +8,8 @@ the same share of trials (independent searchers, one per value).
 Oracle: three normalizations over (log(β + 1), τ), as in benchmarks/oracles.py:
 - "none": no boundary in the domain (the order parameter is about 0 everywhere, DC);
 - "ball": the curved oracle; "sphere": the wavy oracle.
-Each seed draws shifted instances (the same for both methods) and the noise.
+Each seed draws shifted instances (the same for both methods) and the noise; both methods
+start each value from the same initial design (the shared searcher's).
 
 Figure of merit: trials until the mean over the three values of the region error
 (symmetric-difference area with the true region, GP regression of `hcl_study.levelset` on
@@ -17,17 +18,20 @@ up to the budget. Also reported: the trials each value received.
 Target: SUR allocation needs fewer trials than taking turns at 2 % and 1 % (medians over
 10 seeds).
 
-Run: .venv/bin/python benchmarks/bench_boundary_categories.py [--quick]
+Writes benchmarks/results/boundary_categories.json (or --output).
+
+Run: .venv/bin/python benchmarks/bench_boundary_categories.py [--quick] [--output PATH]
 """
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from bench_boundary_search import (
+    COUNT_FIELDS,
     ERROR_LEVELS,
     INITIAL_DESIGN,
     RESULTS_DIR,
@@ -36,6 +40,7 @@ from bench_boundary_search import (
     TrialCounts,
 )
 from oracles import NO_BOUNDARY, ORACLES, PhaseOracle, instance_seeds, instances_parser
+from results_file import write_results
 from threadpoolctl import threadpool_limits
 
 from hcl_study.levelset import to_unit
@@ -45,6 +50,17 @@ VALUES = ("none", "ball", "sphere")
 BUDGET = 150
 EVAL_EVERY = 2 * len(VALUES)
 METHODS = ("sur", "turns")
+RESULTS_PATH = RESULTS_DIR / "boundary_categories.json"
+FIELDS = {
+    "values": "each normalization value and its oracle",
+    "seeds": "the seeds: each shifted instances of the oracles and the noise, both methods alike",
+    "budget": "trials per run, over all values",
+    "initial_design": "Latin-hypercube points per value, the same for both methods",
+    **COUNT_FIELDS,
+    "sur_allocation_median": "trials each value received under SUR allocation, median over seeds",
+    "targets": "each target of the docstring, met or not",
+    "runtime_s": "wall seconds of all runs",
+}
 
 
 def instances(seed: int) -> dict[str, PhaseOracle]:
@@ -59,15 +75,15 @@ def run(seed: int, method: str) -> tuple[Curve, dict[str, int]]:
     oracles = instances(seed)
     rng = np.random.default_rng([seed, 17])
     axes = list(oracles["none"].axes)
+    shared = BoundarySearcher(
+        axes,
+        "order",
+        0.5,
+        categories={"normalization": list(VALUES)},
+        initial_design=INITIAL_DESIGN,
+        seed=seed,
+    )
     if method == "sur":
-        shared = BoundarySearcher(
-            axes,
-            "order",
-            0.5,
-            categories={"normalization": list(VALUES)},
-            initial_design=INITIAL_DESIGN,
-            seed=seed,
-        )
         searchers = [shared] * len(VALUES)
     else:  # turns: one independent searcher per value, taking trials in order
         searchers = [
@@ -81,6 +97,10 @@ def run(seed: int, method: str) -> tuple[Curve, dict[str, int]]:
             )
             for index, value in enumerate(VALUES)
         ]
+        # Start each from the shared searcher's design for its value, so that both methods
+        # differ only in how they allocate the trials after it.
+        for searcher, cell in zip(searchers, shared._cells, strict=True):
+            searcher._cells[0].design = cell.design
     scorers = {value: Scorer(oracle) for value, oracle in oracles.items()}
     points = {value: [] for value in VALUES}
     results = {value: [] for value in VALUES}
@@ -113,6 +133,7 @@ def run_seed(seed: int) -> dict[str, tuple[Curve, dict[str, int]]]:
 def main() -> None:
     """Run both methods on every seed, print the medians, write JSON."""
     parser = instances_parser(__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
     args = parser.parse_args()
     seeds = instance_seeds(args)
     start = time.perf_counter()
@@ -137,7 +158,6 @@ def main() -> None:
     for name, met in targets.items():
         print(f"target: {name}: {'met' if met else 'MISSED'}")
 
-    RESULTS_DIR.mkdir(exist_ok=True)
     result = {
         "values": {"none": "no boundary", "ball": "curved", "sphere": "wavy"},
         "seeds": seeds,
@@ -148,7 +168,7 @@ def main() -> None:
         "targets": targets,
         "runtime_s": runtime,
     }
-    (RESULTS_DIR / "boundary_categories.json").write_text(json.dumps(result, indent=2))
+    write_results(args.output, __doc__.splitlines()[0], FIELDS, result)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,14 @@ with probability Φ(−|μ − t|/σ), summed) with the actual error, at 8 to 48
 simulates `target_error` on its runs: where the search would stop, and the actual error there
 (the expected error is that of this benchmark's GP, refitted at every evaluation).
 
+Writes benchmarks/results/boundary_search[_<oracle>][_init<N>].json and .png (or --output).
+
 Run: .venv/bin/python benchmarks/bench_boundary_search.py [--quick] [--oracle wavy]
-     [--initial-design N]
+     [--initial-design N] [--output PATH]
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ from typing import Any
 import numpy as np
 import optuna
 from oracles import ORACLES, PhaseOracle, instance_seeds, instances_parser
+from results_file import write_results
 from threadpoolctl import threadpool_limits
 
 from hcl_study.levelset import (
@@ -71,6 +73,28 @@ STOP_TARGETS = (0.05, 0.02, 0.01)  # target_error values whose stopping rule is 
 INITIAL_DESIGN = 8  # the searcher's default Latin-hypercube points (--initial-design)
 RESULTS_DIR = Path(__file__).parent / "results"
 DEFAULT_ORACLE = "curved"  # results/boundary_search.{json,png}; others get an _<oracle> suffix
+COUNT_FIELDS = {
+    "trials_needed": "per error level, per method: trials until the error stays <= the level "
+    "up to the budget, per seed (null: not within the budget)",
+    "median_trials": "the same, median over seeds (null: not within the budget)",
+}
+FIELDS = {
+    "oracle": "the synthetic phase function (benchmarks/oracles.py)",
+    "initial_design": "the searchers' Latin-hypercube points",
+    "seeds": "the seeds: each an instance of the oracle (shifted boundary) and its noise",
+    "budget": "trials per run",
+    "target_error": "the error level the targets are judged at (area fraction)",
+    "grid_evaluation": "how a grid's error at n trials is defined",
+    "boundary_shifts": "per seed, the instance's boundary shift in log(beta + 1)",
+    **COUNT_FIELDS,
+    "targets": "each target of the docstring, met or not",
+    "targets_met": "all of them met",
+    "boundary_expected_error_calibration": "at n trials: medians of the boundary search's "
+    "model-expected and actual error, of their ratio, and the share of seeds actual <= expected",
+    "boundary_target_error_stopping": "per target_error: median trials where the stopping rule "
+    "stops, the median actual error there, and the share of seeds within the target",
+    "runtime_s": "wall seconds of all runs",
+}
 
 Curve = dict[int, float]  # trials -> region error
 
@@ -334,6 +358,12 @@ def main() -> None:
         default=INITIAL_DESIGN,
         help="the searchers' Latin-hypercube points (results get an _init<N> suffix)",
     )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"JSON results path, the plot beside it as .png (default {RESULTS_DIR}/"
+        "boundary_search[_<oracle>][_init<N>].json)",
+    )
     args = parser.parse_args()
     seeds = instance_seeds(args)
 
@@ -377,11 +407,12 @@ def main() -> None:
             f"in {row['share_within_target']:.0%} of seeds"
         )
 
-    RESULTS_DIR.mkdir(exist_ok=True)
     stem = "boundary_search" + ("" if args.oracle == DEFAULT_ORACLE else f"_{args.oracle}")
     if args.initial_design != INITIAL_DESIGN:
         stem += f"_init{args.initial_design}"
-    plot(curves, RESULTS_DIR / f"{stem}.png", f"oracle '{args.oracle}', {len(seeds)} seeds")
+    output = args.output or RESULTS_DIR / f"{stem}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    plot(curves, output.with_suffix(".png"), f"oracle '{args.oracle}', {len(seeds)} seeds")
     result = {
         "oracle": args.oracle,
         "initial_design": args.initial_design,
@@ -398,7 +429,7 @@ def main() -> None:
         "boundary_target_error_stopping": {str(t): row for t, row in stopping.items()},
         "runtime_s": runtime,
     }
-    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    write_results(output, __doc__.splitlines()[0], FIELDS, result)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ allows: 12 classes of 6, 88 of 5). Targets, measured side by side in one run:
 - `reweight` is >= 100x faster than the reference loop port for SCL and UCL at every beta;
 - `reweight` HSCL at beta = 30 takes <= 1.5x the time of beta = 0.
 
-The `sample` estimator is timed for information. Prints a table and writes
-benchmarks/results/losses.json.
+The `sample` estimator is timed for information. After one warm-up call each, every
+repetition times every method in turn, so all see the same machine load; medians are
+reported. Prints a table and writes benchmarks/results/losses.json (or --output).
 
 Usage: python benchmarks/bench_losses.py [--quick] [--device cuda] [--output PATH]
 """
@@ -15,7 +16,6 @@ Usage: python benchmarks/bench_losses.py [--quick] [--device cuda] [--output PAT
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from reference_port import reference_contrastive_loss
+from results_file import write_results
 from torch import Tensor
 
 from hcl_study.losses import contrastive_loss
@@ -36,6 +37,19 @@ LOSSES = ("scl", "ucl")
 LOOP_SPEEDUP_TARGET = 100.0
 HARDNESS_SLOWDOWN_TARGET = 1.5
 RESULTS_PATH = Path(__file__).parent / "results" / "losses.json"
+FIELDS = {
+    "setting": "batch size B, feature dimension d, classes C and temperature tau",
+    "device": "torch device the losses ran on",
+    "torch_version": "torch version",
+    "num_threads": "torch CPU threads",
+    "quick": "whether --quick (fewer repetitions) was given",
+    "repetitions": "timed forward + backward passes per method, all methods in turn in each",
+    "cells": "per loss and beta: median seconds of reweight, sample and the loop port, the "
+    "loop port's ratios to them, and each method's last loss value",
+    "min_loop_over_reweight": "smallest loop-port / reweight time ratio over the cells",
+    "hscl_beta30_over_beta0": "reweight SCL time at beta = 30 over beta = 0",
+    "targets_met": "the two targets of the docstring, each met or not",
+}
 
 
 def synchronize(device: torch.device) -> None:
@@ -80,7 +94,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
     args = parser.parse_args()
     device = torch.device(args.device)
-    fast_repetitions, loop_repetitions = (5, 1) if args.quick else (30, 2)
+    repetitions = 5 if args.quick else 30
 
     generator = torch.Generator().manual_seed(0)
     z = F.normalize(torch.randn(BATCH, DIM, generator=generator), dim=1).to(device)  # (B, d)
@@ -103,26 +117,14 @@ def main() -> None:
                 generator=sample_generator,
                 **kwargs,
             )
-        vectorized = interleaved_medians(steps, z, fast_repetitions)
+            steps[f"loop_port {beta}"] = partial(
+                reference_contrastive_loss, z, labels, rng=rng, **kwargs
+            )
+        timings = interleaved_medians(steps, z, repetitions)
         for beta in BETAS:
-            loop_runs = [
-                timed_gradient(
-                    partial(
-                        reference_contrastive_loss,
-                        z,
-                        labels,
-                        loss=loss,
-                        beta=beta,
-                        tau=TAU,
-                        rng=rng,
-                    ),
-                    z,
-                )
-                for _ in range(loop_repetitions)
-            ]
-            loop = statistics.median(seconds for seconds, _ in loop_runs)
-            reweight, reweight_value = vectorized[f"reweight {beta}"]
-            sample, sample_value = vectorized[f"sample {beta}"]
+            reweight, reweight_value = timings[f"reweight {beta}"]
+            sample, sample_value = timings[f"sample {beta}"]
+            loop, loop_value = timings[f"loop_port {beta}"]
             cells.append(
                 {
                     "loss": loss,
@@ -135,7 +137,7 @@ def main() -> None:
                     "values": {
                         "reweight": reweight_value,
                         "sample": sample_value,
-                        "loop_port": loop_runs[-1][1],
+                        "loop_port": loop_value,
                     },
                 }
             )
@@ -165,21 +167,19 @@ def main() -> None:
     print(f"reweight HSCL beta=30 / beta=0: {hardness_slowdown:.2f}x")
     print(f"targets met: {targets_met}")
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     results = {
         "setting": {"batch": BATCH, "dim": DIM, "num_classes": NUM_CLASSES, "tau": TAU},
         "device": str(device),
         "torch_version": torch.__version__,
         "num_threads": torch.get_num_threads(),
         "quick": args.quick,
-        "repetitions": {"vectorized": fast_repetitions, "loop_port": loop_repetitions},
+        "repetitions": repetitions,
         "cells": cells,
         "min_loop_over_reweight": min_speedup,
         "hscl_beta30_over_beta0": hardness_slowdown,
         "targets_met": targets_met,
     }
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_results(args.output, __doc__.splitlines()[0], FIELDS, results)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,12 @@ Measures, on one machine in one run:
   loss_hard / loss_plain pair;
 - one epoch of this loop against a port of the reference training step (the per-anchor loop
   loss of benchmarks/reference_port.py) on the same model, data and optimizer. The port is
-  timed on a few steps (all 9 of an epoch without --quick) and extrapolated to an epoch.
+  timed on a few steps per repetition (10 steps in all without --quick, 2 with) and
+  extrapolated to an epoch.
 
-Prints a table and writes benchmarks/results/training.json.
+After a warm-up, each repetition times in turn an epoch of each estimator (in its parts),
+one `run_epoch` and the reference steps, so all see the same machine load; medians are
+reported. Prints a table and writes benchmarks/results/training.json (or --output).
 
 Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--threads N]
        [--output PATH]
@@ -22,10 +25,10 @@ Usage: python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--thre
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -34,6 +37,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from reference_port import reference_contrastive_loss
+from results_file import write_results
 
 from hcl_study.config import TrainConfig, read_yaml_file, with_overrides
 from hcl_study.train import Trainer
@@ -42,6 +46,28 @@ from hcl_study.train.evaluation import embed, geometry_of_features
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "latent_class.yaml"
 RESULTS_PATH = Path(__file__).parent / "results" / "training.json"
 METRICS_SHARE_TARGET = 0.10
+FIELDS = {
+    "config": "the trained config",
+    "num_classes": "classes C",
+    "feature_dim": "feature dimension d",
+    "num_train": "training samples N",
+    "batch_size": "training batch size",
+    "steps_per_epoch": "training steps per epoch (full batches)",
+    "beta": "hardness beta of the loss",
+    "device": "torch device",
+    "torch_version": "torch version",
+    "num_threads": "torch CPU threads",
+    "quick": "whether --quick (fewer repetitions and reference steps) was given",
+    "epochs_measured": "repetitions: timed epochs per estimator",
+    "estimators": "per estimator: median seconds of train, evaluation and its embed / metrics "
+    "parts, train without the loss-pair log; throughput, shares, reference ratios; per_epoch: "
+    "every repetition's seconds",
+    "run_epoch_s": "seconds of each timed run_epoch (reweight: train + evaluation, as logged)",
+    "reference_step_s": "seconds of each timed reference loop-port training step",
+    "reference_epoch_s_extrapolated": "median reference step x steps_per_epoch",
+    "metrics_share_target": "target for the geometry metrics' share of epoch time",
+    "metrics_share_target_met": "whether the reweight estimator meets it",
+}
 T = TypeVar("T")
 
 
@@ -97,26 +123,19 @@ def skip_loss_pair(trainer: Trainer) -> Callable[[], dict[str, float]]:
     return train_only
 
 
-def loop_epochs(trainer: Trainer, epochs: int) -> dict[str, list[float]]:
-    """Per epoch: train, train without the loss-pair log, evaluation, its two parts."""
+def epoch_parts(trainer: Trainer) -> dict[str, float]:
+    """One epoch's seconds: train, evaluation, its two parts, train without the loss-pair log."""
     device = trainer.device
-    columns: dict[str, list[float]] = {
-        "train_s": [],
-        "train_without_loss_pair_s": [],
-        "evaluation_s": [],
-        "evaluation_embed_s": [],
-        "evaluation_metrics_s": [],
+    train_s = timed(device, trainer._train_one_epoch)[0]
+    evaluation_s = timed(device, trainer.measure)[0]
+    embed_s, features = timed(device, lambda: embed_both(trainer))
+    return {
+        "train_s": train_s,
+        "evaluation_s": evaluation_s,
+        "evaluation_embed_s": embed_s,
+        "evaluation_metrics_s": timed(device, partial(metrics_of, trainer, features))[0],
+        "train_without_loss_pair_s": timed(device, skip_loss_pair(trainer))[0],
     }
-    for _ in range(epochs):
-        columns["train_s"].append(timed(device, trainer._train_one_epoch)[0])
-        columns["evaluation_s"].append(timed(device, trainer.measure)[0])
-        embed_s, features = timed(device, lambda: embed_both(trainer))
-        columns["evaluation_embed_s"].append(embed_s)
-        columns["evaluation_metrics_s"].append(
-            timed(device, partial(metrics_of, trainer, features))[0]
-        )
-        columns["train_without_loss_pair_s"].append(timed(device, skip_loss_pair(trainer))[0])
-    return columns
 
 
 def reference_steps(trainer: Trainer, steps: int) -> list[float]:
@@ -158,24 +177,27 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
     args = parser.parse_args()
-    epochs, ref_steps = (2, 2) if args.quick else (5, None)
+    epochs, ref_steps = (2, 1) if args.quick else (5, 2)
 
     trainers = {
         estimator: make_trainer(args.device, args.threads, **{"loss.estimator": estimator})
         for estimator in ("reweight", "sample")
     }
-    for trainer in trainers.values():
-        trainer.run_epoch()  # warm-up: allocator, BLAS threads, kernels
-    columns = {name: loop_epochs(trainer, epochs) for name, trainer in trainers.items()}
-    full_epochs = [
-        timed(trainers["reweight"].device, trainers["reweight"].run_epoch)[0] for _ in range(epochs)
-    ]
-
     reference = make_trainer(args.device, args.threads)
+    for trainer in trainers.values():  # warm-up: allocator, BLAS threads, kernels
+        trainer.run_epoch()
+    reference_steps(reference, 1)
+    device = trainers["reweight"].device
+    columns: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in trainers}
+    full_epochs, reference_seconds = [], []
+    for _ in range(epochs):  # round-robin, so that every part sees the same machine load
+        for name, trainer in trainers.items():
+            for key, seconds in epoch_parts(trainer).items():
+                columns[name][key].append(seconds)
+        full_epochs.append(timed(device, trainers["reweight"].run_epoch)[0])
+        reference_seconds += reference_steps(reference, ref_steps)
     steps_per_epoch = len(reference.data.train) // reference.config.batch_size
     batch = reference.config.batch_size
-    reference_steps(reference, 1)  # warm-up
-    reference_seconds = reference_steps(reference, ref_steps or steps_per_epoch)
     reference_epoch = statistics.median(reference_seconds) * steps_per_epoch
 
     rows = {}
@@ -193,10 +215,9 @@ def main() -> None:
             "loss_pair_share_of_train": 1 - median["train_without_loss_pair_s"] / median["train_s"],
             "reference_over_train": reference_epoch / median["train_s"],
             "reference_over_epoch": reference_epoch / epoch,
-            "per_epoch": column,
+            "per_epoch": dict(column),
         }
 
-    device = trainers["reweight"].device
     config = trainers["reweight"].config
     num_train = len(reference.data.train)
     print(
@@ -251,9 +272,7 @@ def main() -> None:
         "metrics_share_target": METRICS_SHARE_TARGET,
         "metrics_share_target_met": share <= METRICS_SHARE_TARGET,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_results(args.output, __doc__.splitlines()[0], FIELDS, results)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ find the boundary, with noisy trials, can be expected to need fewer. The design 
 (random designs, then hill climbing from the best few) only bounds the floor from above: a
 better optimizer might find a still smaller error at some n.
 
-Run: .venv/bin/python benchmarks/boundary_design_floor.py [--quick]
+Writes benchmarks/results/boundary_design_floor.json (or --output).
+
+Run: .venv/bin/python benchmarks/boundary_design_floor.py [--quick] [--output PATH]
 """
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from itertools import product
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from oracles import ORACLES, PhaseOracle, instance_seeds, instances_parser
+from results_file import write_results
 from threadpoolctl import threadpool_limits
 
 from hcl_study.levelset import fit_gp_regression, gp_level_set, symmetric_difference_fraction
@@ -32,7 +34,17 @@ RANDOM_DESIGNS = 600
 CLIMBS = 3  # hill climbs, from the best random designs
 CLIMB_STEPS = 200  # each moves one point by N(0, step²), kept if the error does not grow
 STEPS = (0.08, 0.03)  # the step's sd in unit coordinates, first and second half of a climb
-RESULTS_DIR = Path(__file__).parent / "results"
+RESULTS_PATH = Path(__file__).parent / "results" / "boundary_design_floor.json"
+FIELDS = {
+    "level": "the region error (area fraction) a design has to reach",
+    "seeds": "the seeds: each an instance of the oracle (shifted boundary)",
+    "runtime_s": "wall seconds of all searches",
+    **{
+        name: f"oracle {name}: per seed the smallest n reaching the level (null: not up to "
+        f"{LARGEST_DESIGN}), their median, and per seed the best error found at each n"
+        for name in sorted(ORACLES)
+    },
+}
 
 
 def region_error(oracle: PhaseOracle, truth: np.ndarray, design: np.ndarray) -> float:
@@ -85,6 +97,7 @@ def omniscient_count(oracle_name: str, seed: int) -> dict[int, float]:
 def main() -> None:
     """Every oracle and seed; print and write the omniscient counts."""
     parser = instances_parser(__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
     args = parser.parse_args()
     seeds = instance_seeds(args)
     names = sorted(ORACLES)
@@ -110,8 +123,7 @@ def main() -> None:
             "median_omniscient_count": median,
             "floor_errors": [{str(n): error for n, error in floor.items()} for floor in per_seed],
         }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "boundary_design_floor.json").write_text(json.dumps(result, indent=2))
+    write_results(args.output, __doc__.splitlines()[0], FIELDS, result)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,17 @@ The reference is the level set erank_means/(C − 1) = 0.9 fitted (GP regression
 the symmetric-difference area (fraction of the unit-coordinate domain) of the region
 {erank_ratio > 0.9} estimated from
 - the boundary study's first n trials, n = 8 .. 24 (in the order they started);
-- the 4 × 4 sub-grid (every other β and τ: 16 trials) and the 8 × 4 sub-grid (32 trials).
+- the 4 × 4 sub-grid (16 trials) and the 8 × 4 sub-grid (32 trials), each taking 4 of the
+  8 values evenly spaced by index (the 1st, 3rd, 6th and 8th: both ends kept).
 
-Writes docs/boundary_real_check_phase.png (both boundaries on one phase diagram),
-docs/boundary_real_check_error.png (error against trials) and
-benchmarks/results/boundary_real_check.json, and prints the figures.
+Writes boundary_real_check_phase.png (both boundaries on one phase diagram) and
+boundary_real_check_error.png (error against trials) into docs/ (or --figures), and
+benchmarks/results/boundary_real_check.json (or --output), and prints the figures.
 Studies that do not exist yet under ROOT/studies/ are run first, there (about 15-20
 minutes on 2 CPU cores for both); ROOT is the working directory unless --root says otherwise.
 
-    .venv/bin/python benchmarks/boundary_real_check.py [--root DIR]
+    .venv/bin/python benchmarks/boundary_real_check.py [--root DIR] [--output PATH]
+        [--figures DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from results_file import write_results
 
 from analysis import add_order_parameters, estimate_level_set, load_study_data, plot_phase_diagram
 from analysis.loading import study_tracking_uri
@@ -48,9 +51,19 @@ X, Y = "loss.beta", "loss.tau"
 X_RANGE, Y_RANGE = (0.0, 50.0), (0.1, 1.0)
 RESOLUTION = 100
 FIRST_FIT = 8  # the boundary study's initial design
-PHASE_FIGURE = ROOT / "docs" / "boundary_real_check_phase.png"
-ERROR_FIGURE = ROOT / "docs" / "boundary_real_check_error.png"
-RESULTS = ROOT / "benchmarks" / "results" / "boundary_real_check.json"
+FIGURES_DIR = ROOT / "docs"
+RESULTS_PATH = ROOT / "benchmarks" / "results" / "boundary_real_check.json"
+FIELDS = {
+    "grid_trials": "finished trials of the dense grid study (boundary_c50_grid.yaml)",
+    "boundary_trials": "finished trials of the boundary study (boundary_c50.yaml)",
+    "reference_region_fraction": "share of the domain inside the dense grid's region "
+    "{erank_ratio > 0.9}",
+    "errors": "area (domain fraction) where an estimate disagrees with the dense grid's: the "
+    "boundary study's first n trials (n -> error), and the 4 x 4 and 8 x 4 sub-grids",
+    "boundary_search_final_error": "the same for all the boundary study's trials",
+    "grid_regimes": "trials per regime in the dense grid",
+    "boundary_regimes": "trials per regime in the boundary study",
+}
 
 
 def study_trials(spec: Path, root: Path) -> tuple[pd.DataFrame, list[dict]]:
@@ -81,10 +94,16 @@ def region(trials: pd.DataFrame) -> np.ndarray:
     return boundary.level_set.region
 
 
-def sub_grid(grid: pd.DataFrame, beta_step: int, tau_step: int) -> pd.DataFrame:
-    """Every `beta_step`-th β and `tau_step`-th τ of the grid (both ends kept)."""
-    betas = np.sort(grid[X].unique())[::beta_step]
-    taus = np.sort(grid[Y].unique())[::tau_step]
+def evenly_spaced(values: pd.Series, count: int) -> np.ndarray:
+    """`count` of the sorted distinct `values`, evenly spaced by index, both ends included."""
+    distinct = np.unique(values)  # sorted
+    return distinct[np.linspace(0, len(distinct) - 1, count).round().astype(int)]
+
+
+def sub_grid(grid: pd.DataFrame, beta_count: int, tau_count: int) -> pd.DataFrame:
+    """The grid's trials at `beta_count` of its β and `tau_count` of its τ, evenly spaced
+    with both ends kept."""
+    betas, taus = evenly_spaced(grid[X], beta_count), evenly_spaced(grid[Y], tau_count)
     return grid[grid[X].isin(betas) & grid[Y].isin(taus)]
 
 
@@ -139,6 +158,10 @@ def main() -> None:
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="the directory whose studies/ to use"
     )
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
+    parser.add_argument(
+        "--figures", type=Path, default=FIGURES_DIR, help="directory for the two figures"
+    )
     args = parser.parse_args()
     grid, _ = study_trials(GRID_SPEC, args.root.resolve())
     search, estimates = study_trials(BOUNDARY_SPEC, args.root.resolve())
@@ -149,8 +172,8 @@ def main() -> None:
         for n in range(FIRST_FIT, len(search) + 1)
     }
     errors: dict = {"boundary_search": boundary_errors}
-    for name, steps in (("grid_4x4", (2, 2)), ("grid_8x4", (1, 2))):
-        trials = sub_grid(grid, *steps)
+    for name, counts in (("grid_4x4", (4, 4)), ("grid_8x4", (8, 4))):
+        trials = sub_grid(grid, *counts)
         errors[name] = {
             "trials": len(trials),
             "error": symmetric_difference_fraction(region(trials), reference),
@@ -164,13 +187,16 @@ def main() -> None:
         "grid_regimes": grid["regime"].value_counts().to_dict(),
         "boundary_regimes": search["regime"].value_counts().to_dict(),
     }
-    PHASE_FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    draw_phase_diagram(grid, search, estimates).savefig(PHASE_FIGURE, dpi=120)
-    draw_errors(errors).savefig(ERROR_FIGURE, dpi=120)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    args.figures.mkdir(parents=True, exist_ok=True)
+    for name, figure in (
+        ("phase", draw_phase_diagram(grid, search, estimates)),
+        ("error", draw_errors(errors)),
+    ):
+        path = args.figures / f"boundary_real_check_{name}.png"
+        figure.savefig(path, dpi=120)
+        print(f"wrote {path}")
     print(json.dumps(figures, indent=2))
-    print(f"wrote {PHASE_FIGURE}, {ERROR_FIGURE} and {RESULTS}")
+    write_results(args.output, __doc__.splitlines()[0], FIELDS, figures)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Synthetic 32x32 RGB images stand in for CIFAR-100 (100 classes, batch 512); the step is the
 one `hcl_study.train.Trainer` takes: bf16 autocast forward, the loss in float32, Adam, and
 the exact hard / plain loss pair logged for claim 1. After `--warmup` steps it times
-`--steps` steps with CUDA events and splits each into
+`--steps` steps with CUDA events and reports the median step (drawing the batch included)
+and the median of each of its parts:
 
+- batch: drawing and gathering the batch (in parts_ms only, not in the split);
 - backbone: forward + backward of the encoder and projection head (incl. normalization);
 - loss: forward + backward of the HSCL loss alone (gradient with respect to z);
 - optimizer: the Adam step;
@@ -15,9 +17,10 @@ then times the per-epoch geometry pass: embedding `--embed` images in eval mode,
 estimates one CIFAR-100 epoch (50,000 // batch steps; geometry of the 50k training images
 plus the 10k test embeddings), one 400-epoch trial and the 10-trial study in GPU-hours.
 
-Prints the figures and writes JSON to benchmarks/results/gpu_check.json (or `--out`), and
-to $OUT/gpu_check.json when $OUT is set. Without CUDA it exits with status 2 and a message;
-`--cpu-smoke` runs 3 steps at batch 8 on the CPU instead, to test the script itself.
+Prints the figures and writes JSON to benchmarks/results/gpu_check.json (or `--out`; with
+`--cpu-smoke` only to `--out`), and to $OUT/gpu_check.json when $OUT is set. Without CUDA
+it exits with status 2 and a message; `--cpu-smoke` runs 3 steps at batch 8 on the CPU
+instead, to test the script itself.
 
 Usage: python benchmarks/gpu_check.py [--steps 200] [--warmup 20] [--out PATH] [--cpu-smoke]
 """
@@ -25,7 +28,6 @@ Usage: python benchmarks/gpu_check.py [--steps 200] [--warmup 20] [--out PATH] [
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from results_file import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without an install
@@ -49,7 +52,25 @@ RESULTS_PATH = Path(__file__).parent / "results" / "gpu_check.json"
 NUM_CLASSES, INPUT_SHAPE, FEATURE_DIM = 100, (3, 32, 32), 99
 CIFAR_TRAIN, CIFAR_TEST, EPOCHS, TRIALS = 50_000, 10_000, 400, 10
 BETA, TAU = 30.0, 1.0
-PARTS = ("backbone_forward", "loss", "backbone_backward", "optimizer", "loss_pair")
+FIELDS = {
+    "mode": "cuda, or cpu-smoke (a test of the script, not a measurement)",
+    "device": "GPU name (CPU processor in cpu-smoke)",
+    "torch": "torch version",
+    "setting": "model, loss, batch size, bf16, cudnn.benchmark, warm-up and timed steps, images",
+    "samples_per_s": "batch size / step_ms",
+    "step_ms": "median milliseconds of a whole training step, drawing the batch included",
+    "split_ms": "median milliseconds per step of backbone (forward + backward), loss, "
+    "optimizer and the logged loss pair",
+    "split_fraction": "split_ms as fractions of their sum",
+    "parts_ms": "median milliseconds of each timed part of a step, as marked",
+    "metrics_pass": "seconds to embed `images` in eval mode and to run the geometry "
+    "accumulator on them; erank of the class means",
+    "min_loss_hard_minus_plain": "smallest loss_hard - loss_plain over the timed steps (>= 0)",
+    "peak_memory_gib": "peak GPU memory allocated over the timed steps (None on the CPU)",
+    "estimate": "one CIFAR-100 epoch (train + metrics seconds), a 400-epoch trial and the "
+    "10-trial study in GPU-hours, from the medians",
+}
+PARTS = ("batch", "backbone_forward", "loss", "backbone_backward", "optimizer", "loss_pair")
 
 
 def train_config(batch_size: int, device: str) -> TrainConfig:
@@ -187,18 +208,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     clocks, losses = [], []
-    started = time.perf_counter()
     for _ in range(args.steps):
         clock = Clock(device)
+        clock.mark()  # the batch's draw and gather are part of the step
         losses.append(train_step(model, optimizer, *batch(), autocast, clock))
         clocks.append(clock)
     synchronize(device)
-    wall = time.perf_counter() - started
     per_step = [clock.intervals_ms() for clock in clocks]  # (steps, parts)
     parts_ms = {
-        name: statistics.fmean(step[i] for step in per_step) for i, name in enumerate(PARTS)
+        name: statistics.median(step[i] for step in per_step) for i, name in enumerate(PARTS)
     }
-    step_ms = 1000 * wall / args.steps
+    step_ms = statistics.median(sum(step) for step in per_step)
     split_ms = {
         "backbone": parts_ms["backbone_forward"] + parts_ms["backbone_backward"],
         "loss": parts_ms["loss"],
@@ -240,7 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "timed_steps": args.steps,
             "images": "synthetic N(0, 1), 3x32x32, 100 balanced classes",
         },
-        "samples_per_s": args.batch * args.steps / wall,
+        "samples_per_s": 1000 * args.batch / step_ms,
         "step_ms": step_ms,
         "split_ms": split_ms,
         "split_fraction": {key: value / sum(split_ms.values()) for key, value in split_ms.items()},
@@ -322,9 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("OUT"):
         targets.append(Path(os.environ["OUT"]) / "gpu_check.json")
     for path in dict.fromkeys(targets):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2))
-        print(f"wrote {path}")
+        write_results(path, __doc__.splitlines()[0], FIELDS, result)
     return 0
 
 

@@ -440,6 +440,7 @@ def _parse_set(text: str) -> tuple[str, Any]:
 def _print_study_summary(summary: Any) -> None:
     from rich.table import Table
 
+    from hcl_study.study.callbacks import format_params
     from hcl_study.study.runner import STUDIES_DIR
     from hcl_study.tracking import redacted_uri
 
@@ -455,10 +456,7 @@ def _print_study_summary(summary: Any) -> None:
     console.print(table)
     if summary.best:
         best = summary.best
-        params = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in best["params"].items()
-        )
+        params = format_params(best["params"])
         say(
             f"Best trial for {best['metric']}: {best['value']:.4g} ({best['regime']}) with "
             f"{escape(params)}; MLflow run {best['mlflow_run_id']}"

@@ -72,7 +72,8 @@ def trial_status(trial: Any, failed: bool) -> str:
 
 class TrialProgress(Callback):
     """Print a line as each trial ends: how many have ended, its status, regime, objective
-    metric and params, e.g. `[3/24] 5f1c2_00002 finished · NC · etf_distance 0.0242 · ...`."""
+    metric and params, e.g. `[3/24] 5f1c2_00002 · finished · NC · etf_distance 0.0242 ·
+    loss.beta=30, ...`."""
 
     def __init__(self, metric: str, total: int) -> None:
         self.metric = metric
@@ -96,9 +97,13 @@ class TrialProgress(Callback):
         value = result.get(self.metric)
         if isinstance(value, int | float):
             parts.append(f"{self.metric} {value:.4g}")
-        parts.append(", ".join(f"{key}={_short(value)}" for key, value in trial.config.items()))
+        parts.append(format_params(trial.config))
         print(" · ".join(parts), flush=True)
 
 
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def format_params(params: dict[str, Any]) -> str:
+    """`key=value, ...` with floats to 4 significant digits (progress lines, summaries)."""
+    return ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in params.items()
+    )

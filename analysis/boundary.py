@@ -78,6 +78,11 @@ class PhaseBoundary:
         return self.status == "ok"
 
     @property
+    def category_label(self) -> str:
+        """The category as text, e.g. "normalization=ball" ("all" without `by` columns)."""
+        return ", ".join(f"{key}={value}" for key, value in self.category.items()) or "all"
+
+    @property
     def contour(self) -> list[np.ndarray]:
         """The estimated boundary in natural coordinates: polylines (m, 2) in 2-D, one (1, 1)
         array per crossing in 1-D."""

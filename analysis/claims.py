@@ -46,6 +46,7 @@ from analysis.report import (
     estimate_boundaries,
     render_html,
     study_figures,
+    summary_lines,
 )
 
 HOLDS = "holds"
@@ -740,15 +741,16 @@ def write_claims_report(
     (out / CLAIMS_FILE).write_text(json.dumps(_plain(claims), indent=2, default=str))
     (out / REPORT_FILE).write_text(page, encoding="utf-8")
     files = [out / name for name in (REPORT_FILE, *pngs, CLAIMS_FILE, TRIALS_FILE, BOUNDARY_FILE)]
+    summary = summary_lines(trials, boundaries, boundary_error)
     if not log_to_mlflow:
-        return Report(out / REPORT_FILE, files, None, unfinished_note(data))
+        return Report(out / REPORT_FILE, files, None, unfinished_note(data), summary)
     with tempfile.TemporaryDirectory(prefix="hcl-claims-report-") as staging:
         for path in files:
             shutil.copy2(path, staging)
         StudyRun(tracking_uri, study_name, data.experiment_id, data.parent_run_id).log_artifacts(
             Path(staging), ARTIFACT_PATH
         )
-    return Report(out / REPORT_FILE, files, data.parent_run_id, unfinished_note(data))
+    return Report(out / REPORT_FILE, files, data.parent_run_id, unfinished_note(data), summary)
 
 
 def _plain(value: Any) -> Any:

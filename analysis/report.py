@@ -85,12 +85,15 @@ class Report:
         parent_run_id: The parent run the files were logged to (under `report/`); None when
             they were not logged.
         unfinished: Why the study's results may still change (`unfinished_note`), or "".
+        summary: What the report found, a line each (`summary_lines`): trials by status and
+            final regime, then each boundary estimate.
     """
 
     path: Path
     files: list[Path]
     parent_run_id: str | None
     unfinished: str = ""
+    summary: tuple[str, ...] = ()
 
 
 def estimate_boundaries(
@@ -193,20 +196,52 @@ def boundary_table(boundaries: list[PhaseBoundary]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "category": ", ".join(f"{k}={v}" for k, v in b.category.items()) or "all",
+                "category": b.category_label,
                 "quantity": b.quantity,
                 "level": b.level,
                 "status": b.status,
                 "reason": b.reason,
                 "pooled over": _pooled_text(b.pooled),
                 "trials": len(b.points),
-                "band area": b.level_set.to_dict()["band_fraction"] if b.level_set else np.nan,
+                "band area": float(np.mean(b.level_set.band)) if b.level_set else np.nan,
                 "expected error": b.level_set.expected_error if b.level_set else np.nan,
             }
             for b in boundaries
         ],
         columns=BOUNDARY_COLUMNS,
     )
+
+
+def _counts_text(counts: pd.Series) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.sort_index().items())
+
+
+def summary_lines(
+    trials: pd.DataFrame, boundaries: list[PhaseBoundary], boundary_error: str
+) -> tuple[str, ...]:
+    """A line for the trials (by status and final regime) and one per boundary estimate,
+    e.g. "boundary P(NC) = 0.5, normalization=ball: placed from 8 trials; uncertainty band
+    12% of the domain, expected error 2.5%, pooled over optimizer.lr"."""
+    regimes = trials["regime"].dropna()
+    lines = [
+        f"{len(trials)} trials: {_counts_text(trials['status'].value_counts()) or 'none'}; "
+        f"final regime {_counts_text(regimes.value_counts()) or 'none'}"
+    ]
+    if boundary_error:
+        return (*lines, boundary_error)
+    for b in boundaries:
+        if not b.ok or b.level_set is None:
+            found = f"no boundary: {b.reason}"
+        else:
+            band = float(np.mean(b.level_set.band))
+            found = (
+                f"placed from {len(b.points)} trials; uncertainty band {band:.0%} of the domain, "
+                f"expected error {b.level_set.expected_error:.1%}"
+            )
+            if b.pooled:
+                found += f", pooled over {', '.join(b.pooled)}"
+        lines.append(f"boundary {b.quantity} = {b.level:g}, {b.category_label}: {found}")
+    return tuple(lines)
 
 
 def render_html(
@@ -322,11 +357,12 @@ def write_report(
     page = render_html(data, trials, pngs, boundaries, boundary_error)
     (out / REPORT_FILE).write_text(page, encoding="utf-8")
     files = [out / name for name in (REPORT_FILE, *pngs, TRIALS_FILE, BOUNDARY_FILE)]
+    summary = summary_lines(trials, boundaries, boundary_error)
     if not log_to_mlflow:
-        return Report(out / REPORT_FILE, files, None, unfinished_note(data))
+        return Report(out / REPORT_FILE, files, None, unfinished_note(data), summary)
     with tempfile.TemporaryDirectory(prefix="hcl-report-") as staging:
         for path in files:  # only our files, whatever else `out_dir` holds
             shutil.copy2(path, staging)
         study_run = StudyRun(tracking_uri, study_name, data.experiment_id, data.parent_run_id)
         study_run.log_artifacts(Path(staging), ARTIFACT_PATH)
-    return Report(out / REPORT_FILE, files, data.parent_run_id, unfinished_note(data))
+    return Report(out / REPORT_FILE, files, data.parent_run_id, unfinished_note(data), summary)

@@ -510,13 +510,16 @@ def analyze(
 
     uri = tracking_uri or study_tracking_uri(study)
     folder = _check_writable_folder(out, "--out") if out else Path(STUDIES_DIR, study, "report")
-    report = write_report(uri, study, folder)
+    with console.status(f"Reading study {study}, fitting its boundaries, drawing its figures"):
+        report = write_report(uri, study, folder)
     _print_report_location(report, ARTIFACT_PATH, study)
 
 
 def _print_report_location(report: Report, artifact_path: str, study: str) -> None:
     if report.unfinished:
         console.print(f"[yellow]{escape(report.unfinished)}[/yellow]", soft_wrap=True)
+    for line in report.summary:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"Report: {report.path.resolve()}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"Logged under {artifact_path}/ on the parent run {report.parent_run_id} of {study}.",
@@ -608,7 +611,8 @@ def reproduce(
                 f"first; {study!r} names a study that exists already."
             )
         uri = tracking_uri or study_tracking_uri(study)
-    report = write_claims_report(uri, study, folder or Path(STUDIES_DIR, study, "claims"))
+    with console.status(f"Reading study {study}, testing the claims, drawing the figures"):
+        report = write_claims_report(uri, study, folder or Path(STUDIES_DIR, study, "claims"))
     claims = json.loads((report.path.parent / CLAIMS_FILE).read_text())["claims"]
     table = Table(title=f"Paper claims on {study}", show_lines=True)
     for column in ("claim", "verdict", "reason"):

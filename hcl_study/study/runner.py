@@ -23,7 +23,7 @@ from hcl_study.errors import StudyInterrupted, TrackingError, UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
 
 if TYPE_CHECKING:
-    from ray.tune import Tuner
+    from ray.tune import ResultGrid, Tuner
 
     from hcl_study.study.boundary_search import BoundarySearcher
     from hcl_study.tracking import RunEndStatus, StudyRun
@@ -356,12 +356,22 @@ def resume_study(
     check_tracking_uri(location.tracking_uri)
     restore = _saved_trials(location) > 0
     location.address = address or os.environ.get("RAY_ADDRESS") or location.address
-    if not restore and not location.address:
-        check_local_data(spec)
-    connect_ray(location.address or None, spec, verbose=verbose)
-    if not restore:
-        _discard_saved_experiment(location)
-    return _fit(spec, location, spec_path=study_dir / SPEC_FILE, restore=restore, verbose=verbose)
+    # A complete study is only reported again, from Tune's saved results: no Ray needed.
+    complete = restore and _complete(spec, location, *_ended_trials(location))
+    if not complete:
+        if not restore and not location.address:
+            check_local_data(spec)
+        connect_ray(location.address or None, spec, verbose=verbose)
+        if not restore:
+            _discard_saved_experiment(location)
+    return _fit(
+        spec,
+        location,
+        spec_path=study_dir / SPEC_FILE,
+        restore=restore,
+        complete=complete,
+        verbose=verbose,
+    )
 
 
 def _saved_trials(location: StudyLocation) -> int:
@@ -385,13 +395,17 @@ def _discard_saved_experiment(location: StudyLocation) -> None:
 
 
 def _fit(
-    spec: StudySpec, location: StudyLocation, *, spec_path: Path, restore: bool, verbose: bool
+    spec: StudySpec,
+    location: StudyLocation,
+    *,
+    spec_path: Path,
+    restore: bool,
+    verbose: bool,
+    complete: bool = False,
 ) -> StudySummary:
-    import ray
-    from ray import tune
-
+    """Run the study's trials (none when it is `complete`) in its MLflow parent run, then
+    check that it completed, log the boundary estimate and summarize it."""
     from hcl_study.tracking import BOUNDARY_SEARCH_ARTIFACT, StudyRun
-    from hcl_study.trainable import TrialContext, hcl_trainable
 
     local_store = location.tracking_uri.startswith("sqlite:")
     study_run = StudyRun.start_or_resume(
@@ -405,34 +419,11 @@ def _fit(
     try:  # from here on, the parent run is closed however the study ends
         location.experiment_id, location.parent_run_id = study_run.experiment_id, study_run.run_id
         location.save()
-        context = TrialContext(
-            study_name=spec.name,
-            base=spec.base,
-            tracking_uri=location.tracking_uri,
-            experiment_id=study_run.experiment_id,
-            parent_run_id=study_run.run_id,
-            checkpoint_every=spec.checkpoint_every,
-            gpus_per_trial=spec.resources.gpu,
+        grid = (
+            _saved_results(location)
+            if complete
+            else _run_trials(spec, location, study_run, restore=restore, verbose=verbose)
         )
-        try:
-            trainable = tune.with_resources(
-                tune.with_parameters(hcl_trainable, context=context),
-                {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-            )
-            if restore:
-                # A trial that errored has used up its `max_failures` retries: its FAILED run
-                # is final, as in a study that was never interrupted, so it is not run again.
-                tuner = tune.Tuner.restore(
-                    location.experiment_path,
-                    trainable,
-                    resume_unfinished=True,
-                    resume_errored=False,
-                )
-            else:
-                tuner = _new_tuner(spec, location, trainable, study_run, verbose=verbose)
-            grid = tuner.fit()
-        finally:
-            ray.shutdown()
         study_run.close_dangling_trials(status="killed")
         ended, started = _ended_trials(location)
         if not _complete(spec, location, ended, started):  # Tune caught a signal and returned
@@ -461,6 +452,42 @@ def _fit(
         raise
     study_run.finish("FINISHED")
     return summary
+
+
+def _run_trials(
+    spec: StudySpec, location: StudyLocation, study_run: StudyRun, *, restore: bool, verbose: bool
+) -> ResultGrid:
+    """Fit a new Tuner, or restore Tune's saved one; Ray is shut down however it ends."""
+    import ray
+    from ray import tune
+
+    from hcl_study.trainable import TrialContext, hcl_trainable
+
+    context = TrialContext(
+        study_name=spec.name,
+        base=spec.base,
+        tracking_uri=location.tracking_uri,
+        experiment_id=study_run.experiment_id,
+        parent_run_id=study_run.run_id,
+        checkpoint_every=spec.checkpoint_every,
+        gpus_per_trial=spec.resources.gpu,
+    )
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(hcl_trainable, context=context),
+            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+        )
+        if restore:
+            # A trial that errored has used up its `max_failures` retries: its FAILED run is
+            # final, as in a study that was never interrupted, so it is not run again.
+            tuner = tune.Tuner.restore(
+                location.experiment_path, trainable, resume_unfinished=True, resume_errored=False
+            )
+        else:
+            tuner = _new_tuner(spec, location, trainable, study_run, verbose=verbose)
+        return tuner.fit()
+    finally:
+        ray.shutdown()
 
 
 def _new_tuner(
@@ -512,12 +539,18 @@ def _ended_trials(location: StudyLocation) -> tuple[int, int]:
     signal came before Tune saved anything.
     """
     from ray import tune
-    from ray.tune import ExperimentAnalysis, ResultGrid
 
     if not tune.Tuner.can_restore(location.experiment_path):
         return 0, 0
-    saved = ResultGrid(ExperimentAnalysis(location.experiment_path))
+    saved = _saved_results(location)
     return saved.num_terminated + saved.num_errors, len(saved)
+
+
+def _saved_results(location: StudyLocation) -> ResultGrid:
+    """The trials' results as Tune saved them last (read from storage, without Ray)."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    return ResultGrid(ExperimentAnalysis(location.experiment_path))
 
 
 def _complete(spec: StudySpec, location: StudyLocation, ended: int, started: int) -> bool:

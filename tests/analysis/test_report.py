@@ -24,6 +24,7 @@ from analysis.report import (
     _boundary_json,
     boundary_table,
     estimate_boundaries,
+    summary_lines,
 )
 from hcl_study.errors import EXIT_USER_ERROR
 from hcl_study.tracking import RunEndStatus, StudyRun, TrialRun, load_study
@@ -54,6 +55,9 @@ def test_analyze_writes_the_report_and_logs_it(smoke_study: SmokeStudy, tmp_path
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert f"Report: {(out / REPORT_FILE).resolve()}" in completed.stdout
+    finished = smoke_study.num_trials - 1
+    assert f"{smoke_study.num_trials} trials: failed 1, finished {finished};" in completed.stdout
+    assert ": no boundary: too few trials" in completed.stdout
 
     page = (out / REPORT_FILE).read_text(encoding="utf-8")
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,[A-Za-z0-9+/=]+">', page)
@@ -93,6 +97,42 @@ def test_boundary_table_and_json_name_what_each_boundary_pools_over() -> None:
     assert [entry["axes"] for entry in saved] == [["loss.beta", "loss.tau"]] * 2
     unchecked, _ = estimate_boundaries(trials)
     assert boundary_table(unchecked)["pooled over"].tolist() == ["not checked"] * 2
+
+
+def test_summary_lines_count_the_trials_and_describe_each_boundary() -> None:
+    """ball: NC from β = 5 on over a 4 × 4 grid (a boundary); sphere: 3 ended trials (none)."""
+    betas, taus = [0.0, 2.0, 5.0, 30.0], [0.2, 0.4, 0.6, 1.0]
+    ball = [(beta, tau) for beta in betas for tau in taus]
+    trials = pd.DataFrame(
+        {
+            "normalization": ["ball"] * 16 + ["sphere"] * 4,
+            "loss.beta": [beta for beta, _ in ball] + betas,
+            "loss.tau": [tau for _, tau in ball] + [0.5] * 4,
+            "optimizer.lr": [1e-3, 1e-2] * 8 + [1e-3] * 4,
+            "status": ["finished"] * 19 + ["failed"],
+            "regime": ["NC" if beta >= 5 else "DC" for beta, _ in ball] + ["DC"] * 3 + [None],
+        }
+    )
+    params = ("loss.beta", "loss.tau", "normalization", "optimizer.lr")
+    boundaries, error = estimate_boundaries(trials, params=params)
+    lines = summary_lines(trials, boundaries, error)
+    assert lines[0] == "20 trials: failed 1, finished 19; final regime DC 11, NC 8"
+    placed = boundaries[0].level_set
+    assert placed is not None
+    band, expected = float(placed.band.mean()), placed.expected_error
+    assert lines[1] == (
+        f"boundary P(NC) = 0.5, normalization=ball: placed from 16 trials; uncertainty band "
+        f"{band:.0%} of the domain, expected error {expected:.1%}, pooled over optimizer.lr"
+    )
+    assert lines[2] == (
+        f"boundary P(NC) = 0.5, normalization=sphere: no boundary: {boundaries[1].reason}"
+    )
+    assert boundaries[1].status == "too_few_trials"
+    assert len(lines) == 3
+    no_axis = trials.assign(**{"loss.tau": 0.5})
+    assert summary_lines(no_axis, *estimate_boundaries(no_axis))[1:] == (
+        estimate_boundaries(no_axis)[1],
+    )
 
 
 def test_analyze_of_an_unknown_local_study_exits_2(smoke_study: SmokeStudy) -> None:

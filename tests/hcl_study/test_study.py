@@ -106,9 +106,16 @@ def test_smoke_study_with_default_sqlite_store(
     check_complete_study(
         summary.tracking_uri, "smoke-sqlite", study_dir / "ray" / "smoke-sqlite", epochs=3, trials=4
     )
-    # Running the same spec again re-reports the finished study instead of starting over.
+    # Running the same spec again re-reports the finished study instead of starting over,
+    # from Tune's saved results: Ray is not started.
+    from hcl_study.study import runner
+
+    def no_ray(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("Ray started to re-report a complete study")
+
+    monkeypatch.setattr(runner, "connect_ray", no_ray)
     again = run_study(spec)
-    assert again.parent_run_id == summary.parent_run_id and again.num_trials == 4
+    assert again == summary
     assert len(study_runs(summary.tracking_uri, "smoke-sqlite")[1]) == 4
     # ... and it stays where it is: another store or storage path is refused, not ignored.
     with pytest.raises(UserError, match=r"--tracking-uri: the study 'smoke-sqlite' already"):

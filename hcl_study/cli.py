@@ -419,12 +419,24 @@ def resume(
             "on (local Ray if it ran there)."
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Also run the trials that failed (used up max_failures, e.g. while a node or "
+            "the tracking server was down) again, from their last checkpoints, in their MLflow "
+            "runs.",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Finish an interrupted study where it stopped (same trials, same MLflow runs)."""
     from hcl_study.study.runner import resume_study
 
-    _print_study_summary(resume_study(name_or_path, address=address, verbose=verbose))
+    summary = resume_study(
+        name_or_path, address=address, verbose=verbose, retry_failed=retry_failed
+    )
+    _print_study_summary(summary)
 
 
 def _parse_set(text: str) -> tuple[str, Any]:
@@ -470,6 +482,14 @@ def _print_study_summary(summary: Any) -> None:
         f"Study folder: {Path(STUDIES_DIR, summary.name).resolve()} · report: hcl-study "
         f"analyze {summary.name}"
     )
+    failed = summary.regimes.get("failed", 0)
+    if failed:
+        say(
+            f"{failed} trial{'s' if failed > 1 else ''} failed (the error is in the trial's "
+            f"MLflow run and Tune's error.txt); once the cause is fixed, hcl-study resume "
+            f"{summary.name} --retry-failed runs {'them' if failed > 1 else 'it'} again from "
+            "the last checkpoint."
+        )
 
 
 def _check_writable_folder(out: Path, option: str) -> Path:

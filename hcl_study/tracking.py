@@ -76,6 +76,9 @@ MLFLOW_STATUS_OF_TRIAL: dict[str, str] = {
 }
 
 MAX_PARAM_VALUE_LENGTH = 6000
+ERROR_TAG = "hcl.error"
+"""Tag of a failed trial's run: the end of its last traceback (deleted if it is retried)."""
+MAX_ERROR_CHARS = 4000
 PARAMS_PER_REQUEST = 100
 DEFAULT_CALL_TIMEOUT_S = 120.0
 # No retries inside MLflow's client: `_call` retries, and it looks for a run before creating
@@ -437,10 +440,18 @@ def _set_tags(client: MlflowClient, run_id: str, tags: dict[str, Any], timeout_s
 
 
 def _close_trial_run(
-    client: MlflowClient, run_id: str, status: str, regime: str | None, timeout_s: float
+    client: MlflowClient,
+    run_id: str,
+    status: str,
+    regime: str | None,
+    timeout_s: float,
+    error: str = "",
 ) -> None:
-    """Set `hcl.status` (and `hcl.regime`) and the matching terminal MLflow status."""
+    """Set `hcl.status` (and `hcl.regime`, `hcl.error`) and the matching terminal MLflow
+    status."""
     tags = {"hcl.status": status} | ({"hcl.regime": regime} if regime else {})
+    if error:
+        tags[ERROR_TAG] = error[-MAX_ERROR_CHARS:]
     _set_tags(client, run_id, tags, timeout_s)
     terminate = partial(client.set_terminated, run_id, MLFLOW_STATUS_OF_TRIAL[status])
     _call(terminate, "close a trial run", timeout_s)
@@ -585,6 +596,7 @@ class StudyRun:
         regime: Regime | None = None,
         *,
         run_id: str | None = None,
+        error: str = "",
     ) -> bool:
         """Close a trial's run that is still RUNNING (its worker was torn down).
 
@@ -596,6 +608,8 @@ class StudyRun:
             status: `hcl.status` to set; the MLflow status follows `MLFLOW_STATUS_OF_TRIAL`.
             regime: `hcl.regime` to set, if known.
             run_id: The trial's run id, when the trainable reported it.
+            error: Why the trial failed (its last traceback), kept as `hcl.error` (the last
+                `MAX_ERROR_CHARS` characters).
 
         Returns:
             Whether a RUNNING run was found and closed.
@@ -610,7 +624,9 @@ class StudyRun:
             raise ValueError("close_trial needs a trial_id or a run_id")
         running = [run for run in runs if run.info.status == "RUNNING"]
         for run in running:
-            _close_trial_run(self._client, run.info.run_id, status, regime, self.call_timeout_s)
+            _close_trial_run(
+                self._client, run.info.run_id, status, regime, self.call_timeout_s, error
+            )
         return bool(running)
 
     def close_dangling_trials(self, status: TrialStatus = "killed") -> int:
@@ -725,6 +741,8 @@ class TrialRun:
             reopen = partial(client.update_run, run_id, status="RUNNING")
             _call(reopen, "reopen the trial run", flush_timeout_s)
             _set_tags(client, run_id, {"hcl.status": "running"}, flush_timeout_s)
+            if ERROR_TAG in run.data.tags:  # a failed trial retried: its error is past
+                _call(partial(client.delete_tag, run_id, ERROR_TAG), "set tags", flush_timeout_s)
             logged_steps = _logged_steps(client, run, flush_timeout_s)
         _log_params(client, run_id, params, run.data.params, flush_timeout_s)
         return cls(tracking_uri, run_id, logged_steps, flush_timeout_s)

@@ -247,8 +247,9 @@ class BoundarySearcher(Searcher):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Keep a pending trial's latest report, its final one if it errors afterwards."""
-        if trial_id in self._pending:
+        """Keep a running trial's latest report, its final one if it errors afterwards (a
+        failed trial runs again when a study is resumed with its failed trials)."""
+        if trial_id in self._pending or trial_id in self._failed:
             self._last_results[trial_id] = result
 
     def on_trial_complete(

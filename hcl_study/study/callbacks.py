@@ -10,6 +10,7 @@ Both hold only strings and numbers, so they pickle with the experiment state for
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -44,9 +45,9 @@ class TrialRunCloser(Callback):
         self._close(trial, trial_status(trial, failed=False))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._close(trial, "failed")
+        self._close(trial, "failed", last_error(trial))
 
-    def _close(self, trial: Any, status: str) -> None:
+    def _close(self, trial: Any, status: str, error: str = "") -> None:
         from hcl_study.tracking import StudyRun
 
         result = trial.last_result or {}
@@ -55,11 +56,24 @@ class TrialRunCloser(Callback):
         )
         try:
             study_run.close_trial(
-                trial.trial_id, status, result.get("regime"), run_id=result.get("mlflow_run_id")
+                trial.trial_id,
+                status,
+                result.get("regime"),
+                run_id=result.get("mlflow_run_id"),
+                error=error,
             )
         except Exception:  # noqa: BLE001 - a tracking outage must not end the study
             # The study's end sweeps every run still RUNNING (close_dangling_trials).
             logger.exception("could not close the MLflow run of trial %s", trial.trial_id)
+
+
+def last_error(trial: Any) -> str:
+    """The last failure Tune wrote to the trial's error file (its traceback), or ""."""
+    path = Path(trial.error_file) if trial.error_file else None
+    if path is None or not path.is_file():
+        return ""
+    failures = path.read_text(errors="replace").split("Failure # ")
+    return failures[-1].partition("\n")[2].strip()  # without Tune's "N (occurred at …)" line
 
 
 def trial_status(trial: Any, failed: bool) -> str:

@@ -171,11 +171,21 @@ def _speaks_grpc(host: str, port: int, timeout_s: float) -> bool:
     return header[3] == 4  # a gRPC server's first frame is SETTINGS (type 4)
 
 
-class _DropTunesResumeHint(logging.Filter):
-    """Tune's "Resume experiment with: Tuner.restore(...)": hcl-study prints its own."""
+class _DropMessages(logging.Filter):
+    """Drops the records whose message contains `fragment`."""
+
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Resume experiment with" not in record.getMessage()
+        return self.fragment not in record.getMessage()
+
+
+# Tune's "Resume experiment with: Tuner.restore(...)": hcl-study prints its own.
+_TUNES_RESUME_HINT = _DropMessages("Resume experiment with")
+# One per report of a retried failed trial: Optuna keeps that trial as failed, as it must.
+_OPTUNA_RETRY_NOTICE = _DropMessages("Received additional result for trial")
 
 
 def quiet_libraries() -> None:
@@ -189,7 +199,8 @@ def quiet_libraries() -> None:
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR
     )
-    logging.getLogger("ray.tune.tune").addFilter(_DropTunesResumeHint())
+    logging.getLogger("ray.tune.tune").addFilter(_TUNES_RESUME_HINT)
+    logging.getLogger("ray.tune.search.optuna.optuna_search").addFilter(_OPTUNA_RETRY_NOTICE)
     # Tune's new output engine prints its experiment header and paths even at verbose=0.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -343,11 +354,20 @@ def find_study(name_or_path: str) -> Path:
 
 
 def resume_study(
-    name_or_path: str, *, address: str | None = None, verbose: bool = False
+    name_or_path: str,
+    *,
+    address: str | None = None,
+    verbose: bool = False,
+    retry_failed: bool = False,
 ) -> StudySummary:
     """Finish an interrupted study in the same MLflow parent run: `Tuner.restore` of Tune's
     saved state, or, when the study was interrupted before Tune saved a trial, its trials
-    from the start. It runs on `address`, else RAY_ADDRESS, else the cluster it ran on."""
+    from the start. It runs on `address`, else RAY_ADDRESS, else the cluster it ran on.
+
+    With `retry_failed`, trials that failed (used up their `max_failures` retries, e.g.
+    while a node or the tracking server was down) run again from their last checkpoints and
+    continue their MLflow runs; otherwise a failed trial stays failed.
+    """
     from hcl_study.tracking import check_tracking_uri
 
     study_dir = find_study(name_or_path)
@@ -358,6 +378,8 @@ def resume_study(
     location.address = address or os.environ.get("RAY_ADDRESS") or location.address
     # A complete study is only reported again, from Tune's saved results: no Ray needed.
     complete = restore and _complete(spec, location, *_ended_trials(location))
+    if complete and retry_failed and _saved_results(location).num_errors:
+        complete = False
     if not complete:
         if not restore and not location.address:
             check_local_data(spec)
@@ -370,6 +392,7 @@ def resume_study(
         spec_path=study_dir / SPEC_FILE,
         restore=restore,
         complete=complete,
+        retry_failed=retry_failed,
         verbose=verbose,
     )
 
@@ -402,6 +425,7 @@ def _fit(
     restore: bool,
     verbose: bool,
     complete: bool = False,
+    retry_failed: bool = False,
 ) -> StudySummary:
     """Run the study's trials (none when it is `complete`) in its MLflow parent run, then
     check that it completed, log the boundary estimate and summarize it."""
@@ -422,7 +446,14 @@ def _fit(
         grid = (
             _saved_results(location)
             if complete
-            else _run_trials(spec, location, study_run, restore=restore, verbose=verbose)
+            else _run_trials(
+                spec,
+                location,
+                study_run,
+                restore=restore,
+                retry_failed=retry_failed,
+                verbose=verbose,
+            )
         )
         study_run.close_dangling_trials(status="killed")
         ended, started = _ended_trials(location)
@@ -444,8 +475,8 @@ def _fit(
         _close_unfinished(study_run, "FAILED")
         raise TrackingError(
             f"{error}. The study {spec.name!r} stopped on it; once the tracking server answers "
-            f"again, hcl-study resume {spec.name} continues it (trials that failed their "
-            "retries while it was away stay failed)."
+            f"again, hcl-study resume {spec.name} continues it (with --retry-failed it also "
+            "runs the trials that failed their retries while it was away again)."
         ) from error
     except BaseException:
         _close_unfinished(study_run, "FAILED")
@@ -455,9 +486,16 @@ def _fit(
 
 
 def _run_trials(
-    spec: StudySpec, location: StudyLocation, study_run: StudyRun, *, restore: bool, verbose: bool
+    spec: StudySpec,
+    location: StudyLocation,
+    study_run: StudyRun,
+    *,
+    restore: bool,
+    retry_failed: bool,
+    verbose: bool,
 ) -> ResultGrid:
-    """Fit a new Tuner, or restore Tune's saved one; Ray is shut down however it ends."""
+    """Fit a new Tuner, or restore Tune's saved one (its failed trials too with
+    `retry_failed`); Ray is shut down however it ends."""
     import ray
     from ray import tune
 
@@ -479,9 +517,12 @@ def _run_trials(
         )
         if restore:
             # A trial that errored has used up its `max_failures` retries: its FAILED run is
-            # final, as in a study that was never interrupted, so it is not run again.
+            # final, as in a study that was never interrupted, unless it is retried.
             tuner = tune.Tuner.restore(
-                location.experiment_path, trainable, resume_unfinished=True, resume_errored=False
+                location.experiment_path,
+                trainable,
+                resume_unfinished=True,
+                resume_errored=retry_failed,
             )
         else:
             tuner = _new_tuner(spec, location, trainable, study_run, verbose=verbose)

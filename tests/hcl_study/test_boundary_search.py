@@ -279,6 +279,14 @@ def test_resumed_errored_trial_counts_as_a_result() -> None:
     searcher.on_trial_complete("flaky", {"erank_ratio": 0.7})
     [estimate] = searcher.estimate()
     assert (estimate.n_completed, estimate.n_failed) == (1, 0)
+    # A retried failed trial that errors again after its final report counts by that report.
+    searcher.suggest("flaky_twice")
+    searcher.on_trial_complete("flaky_twice", error=True)
+    searcher.on_trial_result("flaky_twice", {"erank_ratio": 0.2, "epoch": 4, "total_epochs": 5})
+    searcher.on_trial_complete("flaky_twice", error=True)
+    [estimate] = searcher.estimate()
+    assert (estimate.n_completed, estimate.n_failed) == (2, 0)
+    assert searcher._cells[0].observed_y == [0.7, 0.2]
 
 
 def test_an_error_after_the_final_report_counts_by_that_report() -> None:

@@ -34,7 +34,8 @@ from reliability_support import (
 from study_checks import LOGGED_METRICS, metric_steps, study_runs, tune_trial_configs
 
 from hcl_study.faults import FAULT_DIR_VARIABLE, FAULT_LIMIT_VARIABLE, FAULT_VARIABLE
-from hcl_study.study.runner import run_study
+from hcl_study.study.runner import resume_study, run_study
+from hcl_study.tracking import ERROR_TAG
 
 # Long enough epochs (about 0.2-0.5 s on one CPU) for a fault to land mid-trial.
 SLOW_DATA = {"name": "latent_class", "num_classes": 10, "input_dim": 16, "num_train": 6000}
@@ -173,12 +174,14 @@ def test_diverged_trial_is_recorded_and_the_optuna_study_goes_on(
             assert_every_step_once(mlflow_server.uri, run, 3)
 
 
-def test_failed_trial_stays_failed_when_the_study_is_run_again(
+def test_failed_trial_stays_failed_unless_the_study_is_resumed_with_retry_failed(
     ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A trial that crashes with no retries left ends FAILED and the study goes on. Running
-    the spec again (or `resume`, the same restore) re-reports the study: the failed trial is
-    not run a second time, its run stays FAILED with the one epoch it logged."""
+    """A trial that crashes with no retries left ends FAILED, with its traceback as
+    `hcl.error`, and the study goes on. Running the spec again (or `resume`, the same
+    restore) re-reports the study: the failed trial is not run a second time. `resume
+    --retry-failed` runs it again from its checkpoint, in the same MLflow run, which ends
+    finished with every epoch logged once."""
     monkeypatch.chdir(tmp_path)
     set_fault(monkeypatch, "raise@1", tmp_path / "faults", limit=1)
     spec = write_spec(tmp_path, smoke_spec("failed-once", max_failures=0))
@@ -193,7 +196,22 @@ def test_failed_trial_stays_failed_when_the_study_is_run_again(
     assert [(run.info.status, run.data.tags["hcl.status"]) for run in failed] == [
         ("FAILED", "failed")
     ]
+    error = failed[0].data.tags[ERROR_TAG]
+    assert error.rstrip().endswith(
+        f"injected fault before epoch 1 of trial {failed[0].info.run_name}"
+    )
+    assert "InjectedFault" in error and "Failure #" not in error
     assert metric_steps(first.tracking_uri, failed[0])["loss"] == [0]
+
+    retried = resume_study("failed-once", retry_failed=True)
+    assert "failed" not in retried.regimes and sum(retried.regimes.values()) == 4
+    assert retried.parent_run_id == first.parent_run_id
+    _, children = study_runs(first.tracking_uri, "failed-once")
+    assert len(children) == 4
+    [rerun] = [run for run in children if run.info.run_id == failed[0].info.run_id]
+    assert (rerun.info.status, rerun.data.tags["hcl.status"]) == ("FINISHED", "finished")
+    assert ERROR_TAG not in rerun.data.tags
+    assert_every_step_once(first.tracking_uri, rerun, 3)
 
 
 def test_crash_after_the_last_report_without_retries_keeps_the_trials_regime(

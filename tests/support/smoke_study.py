@@ -81,4 +81,7 @@ def smoke_study(mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory) ->
         cwd=root, env=environment, capture_output=True, text=True, timeout=STUDY_TIMEOUT_S,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    # The summary says how to run the failed trial again.
+    assert "1 trial failed " in completed.stdout, completed.stdout[-3000:]
+    assert f"hcl-study resume {STUDY_NAME} --retry-failed runs it again" in completed.stdout
     return SmokeStudy(STUDY_NAME, root, mlflow_server.uri, mlflow_server.backend_store_uri)

@@ -13,6 +13,8 @@ The trial table (`trial_table`) has one row per trial run, failed and killed one
 * `epochs_logged`: how many epochs of metrics the trial logged (0 when none);
 * `started_at`: when the trial's run was created (UTC), so the order in which a searcher
   started its trials;
+* `error`: for a failed trial, the last line of its traceback (e.g. `RuntimeError: ...`;
+  the whole end of it is the run's `hcl.error` tag); "" otherwise;
 * every param (the flattened trial config, e.g. `loss.beta`), typed per column: bool, int
   (nullable Int64 when some are missing), float, or str; 'None' becomes missing (NaN / None);
 * every metric at its last step, as float; a trial without metrics has NaN there (the
@@ -65,6 +67,7 @@ ID_COLUMNS: tuple[str, ...] = (
     "last_regime",
     "epochs_logged",
     "started_at",
+    "error",
 )
 HISTORY_COLUMNS: tuple[str, ...] = ("trial_id", "epoch", "metric", "value")
 
@@ -205,6 +208,7 @@ def trial_table(record: StudyRecord) -> pd.DataFrame:
                 "last_regime": _last_regime(trial),
                 "epochs_logged": np.nan,
                 "started_at": pd.to_datetime(trial.start_time_ms, unit="ms", utc=True),
+                "error": (trial.error.strip().splitlines() or [""])[-1],
             }
         )
     ids = pd.DataFrame(rows, columns=list(ID_COLUMNS))

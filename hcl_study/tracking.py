@@ -892,6 +892,7 @@ class TrialRecord:
     params: dict[str, str]
     metrics: dict[str, float]
     start_time_ms: int | None = None
+    error: str = ""  # `hcl.error` of a failed trial: the end of its traceback
 
 
 @dataclass(frozen=True)
@@ -940,6 +941,7 @@ def load_study(
             params=dict(run.data.params),
             metrics=dict(run.data.metrics),
             start_time_ms=run.info.start_time,
+            error=run.data.tags.get(ERROR_TAG, ""),
         )
         for run in children
     ]

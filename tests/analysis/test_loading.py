@@ -49,7 +49,12 @@ def test_every_trial_has_a_row_and_the_failed_one_is_labelled(
     assert pd.isna(failed["regime"]), "a failed trial has no final regime"
     assert failed["last_regime"] in REGIMES
     assert failed["epochs_logged"] == smoke_study.fault_epoch
+    assert failed["error"] == (
+        f"hcl_study.faults.InjectedFault: injected fault before epoch {smoke_study.fault_epoch} "
+        f"of trial {failed['trial_id']}"
+    )
     finished = trials[trials["status"] == "finished"]
+    assert (finished["error"] == "").all()
     assert set(finished["regime"]) <= {"NC", "partial", "DC"}
     assert (finished["regime"] == finished["last_regime"]).all()
     assert (finished["epochs_logged"] == smoke_study.epochs).all()

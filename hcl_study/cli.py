@@ -393,13 +393,12 @@ def study(
     """
     from hcl_study.study.runner import run_study
 
-    overrides = dict(_parse_set(text) for text in set_ or [])
     summary = run_study(
         spec,
         address=address,
         tracking_uri=tracking_uri,
         storage=storage,
-        overrides=overrides,
+        assignments=set_ or [],
         verbose=verbose,
     )
     _print_study_summary(summary)
@@ -437,16 +436,6 @@ def resume(
         name_or_path, address=address, verbose=verbose, retry_failed=retry_failed
     )
     _print_study_summary(summary)
-
-
-def _parse_set(text: str) -> tuple[str, Any]:
-    """One `--set key.path=value` of a study, a malformed one as a `UserError`."""
-    import yaml
-
-    try:
-        return parse_assignment(text)
-    except (ValueError, yaml.YAMLError) as error:
-        raise UserError(f"--set {text}: {error}") from None
 
 
 def _print_study_summary(summary: Any) -> None:
@@ -619,7 +608,7 @@ def reproduce(
             address=address,
             tracking_uri=tracking_uri,
             storage=storage,
-            overrides=dict(_parse_set(text) for text in set_ or []),
+            assignments=set_ or [],
             verbose=verbose,
         )
         _print_study_summary(summary)

@@ -86,10 +86,20 @@ def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
     return paths
 
 
+def _parent_name(path: str) -> str:
+    """The last part of a dotted path's parent: "cifar100" of "data.cifar100.root", "" of
+    a top-level "seed"."""
+    return path.rpartition(".")[0].rpartition(".")[2]
+
+
 def _unknown_key_message(
-    location: tuple[Any, ...], model: type[BaseModel] | None, variant_tags: Collection[str]
+    location: tuple[Any, ...],
+    model: type[BaseModel] | None,
+    variant_tags: Collection[str],
+    prefix: str = "",
 ) -> str:
-    """ "unknown key", with the keys allowed there and close or same-named fields elsewhere."""
+    """ "unknown key", with the keys allowed there and close or same-named fields elsewhere
+    (their paths with `prefix`, as the message names the key)."""
     if model is None:
         return "unknown key (check the spelling; see the documented fields)"
     parts = [str(part) for part in location if not isinstance(part, int)]
@@ -99,21 +109,26 @@ def _unknown_key_message(
     shown = _field_path(tuple(parts), variant_tags)
     same_named = [path for path in known if path.rpartition(".")[2] == leaf]
     other_variants = [  # the field of another member of a tagged union, e.g. data.root
-        path.split(".")[-2]
+        _parent_name(path)
         for path in same_named
         if _field_path(tuple(path.split(".")), variant_tags) == shown
     ]
     elsewhere = [
-        _field_path(tuple(path.split(".")), variant_tags)
+        prefix + _field_path(tuple(path.split(".")), variant_tags)
         for path in same_named
-        if path.rpartition(".")[0] != parent and path.split(".")[-2] not in other_variants
+        if path.rpartition(".")[0] != parent and _parent_name(path) not in other_variants
     ]
     parent_shown = _field_path(tuple(parts[:-1]), variant_tags)
     close = difflib.get_close_matches(leaf, siblings, n=2, cutoff=0.6)
-    guesses = [*(f"{parent_shown}.{name}" if parts[:-1] else name for name in close), *elsewhere]
+    guesses = [
+        *(f"{prefix}{parent_shown}.{name}" if parts[:-1] else prefix + name for name in close),
+        *elsewhere,
+    ]
     hints = [f"did you mean {' or '.join(dict.fromkeys(guesses))}?"] if guesses else []
     if other_variants:
-        hints.append(f"{shown} belongs to {parent_shown}.name {' or '.join(other_variants)}")
+        hints.append(
+            f"{prefix}{shown} belongs to {prefix}{parent_shown}.name " + " or ".join(other_variants)
+        )
     hint = "".join(f"; {text}" for text in hints)
     return f"unknown key{hint} (allowed here: {', '.join(siblings)})"
 
@@ -137,7 +152,7 @@ def describe_validation_error(
         path = prefix + _field_path(item["loc"], variant_tags)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = _unknown_key_message(item["loc"], model, variant_tags)
+            message = _unknown_key_message(item["loc"], model, variant_tags, prefix)
         elif item["type"] == "value_error":  # our validators' words, without "Value error, "
             message = str(item["ctx"]["error"])
         given = item.get("input")

@@ -12,13 +12,14 @@ import math
 import os
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from hcl_study.config import read_yaml_file, with_overrides
+from hcl_study.config import parse_assignment, read_yaml_file, with_overrides
 from hcl_study.errors import StudyInterrupted, TrackingError, UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
 
@@ -270,10 +271,11 @@ def run_study(
     address: str | None = None,
     tracking_uri: str | None = None,
     storage: str | None = None,
-    overrides: dict[str, Any] | None = None,
+    assignments: Sequence[str] = (),
     verbose: bool = False,
 ) -> StudySummary:
-    """Validate and run a study from its spec file (with dotted-path `overrides`).
+    """Validate and run a study from its spec file, with `--set key.path=value`
+    `assignments` applied to it.
 
     Running a spec whose study already exists continues that study (or, when it is
     complete, reports it again) instead of starting over. `verbose` shows Tune's tables and
@@ -281,11 +283,12 @@ def run_study(
     """
     from hcl_study.tracking import check_tracking_uri
 
+    overrides = dict(_parse_assignment(text) for text in assignments)
     try:
-        raw = with_overrides(read_yaml_file(spec_path), overrides or {})
+        raw = with_overrides(read_yaml_file(spec_path), overrides)
     except ValueError as error:  # e.g. --set name.x=1: `name` is a value, not a section
         raise UserError(f"--set: {error}") from None
-    given = "".join(f" --set {path}={value}" for path, value in (overrides or {}).items())
+    given = "".join(f" --set {text}" for text in assignments)
     spec = parse_study_spec(raw, source=f"study spec {spec_path}{given}")
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
     existing = Path(location.study_dir, STUDY_FILE)
@@ -310,6 +313,14 @@ def run_study(
         Path(spec_path).read_text() if not overrides else yaml.safe_dump(raw, sort_keys=False)
     )
     return _fit(spec, location, spec_path=stored_spec, restore=False, verbose=verbose)
+
+
+def _parse_assignment(text: str) -> tuple[str, Any]:
+    """One `--set key.path=value`, a malformed one as a `UserError`."""
+    try:
+        return parse_assignment(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise UserError(f"--set {text}: {error}") from None
 
 
 def _require_same_spec(study_dir: Path, spec: StudySpec) -> None:

@@ -313,6 +313,21 @@ STUDY_CASES: dict[str, Case] = {
         ),
         ("data.num_classes", "says 4 classes", "has 3 class folders"),
     ),
+    "set_value_quoted_as_typed": Case(
+        spec_text(),
+        ("--set base.epochs=yes: base.epochs", "expected a number, not a boolean"),
+        args=("--set", "base.epochs=yes"),
+    ),
+    "unknown_key_named_like_a_top_level_field": Case(
+        spec_text(),
+        ("base.optimizer.seed: unknown key; did you mean base.data.seed or base.seed?",),
+        args=("--set", "base.optimizer.seed=1"),
+    ),
+    "keys_of_another_data_set_by_set": Case(
+        spec_text(),
+        ("base.data.seed: unknown key", "base.data.seed belongs to base.data.name latent_class"),
+        args=("--set", "base.data.name=cifar100", "--set", "base.data.root=/nonexistent"),
+    ),
 }
 
 TRAIN_CASES: dict[str, Case] = {
@@ -394,6 +409,16 @@ TRAIN_CASES: dict[str, Case] = {
     ),
     "set_into_a_value": Case(
         "epochs: 1\n", ("--set epochs.max=3", "'epochs' is a value"), args=("--set", "epochs.max=3")
+    ),
+    "unknown_key_named_like_a_top_level_field": Case(
+        "epochs: 1\n",
+        ("model.epochs: unknown key; did you mean epochs?",),
+        args=("--set", "model.epochs=3"),
+    ),
+    "keys_of_another_data_set_by_set": Case(
+        "data: {name: latent_class, seed: 0}\n",
+        ("data.seed: unknown key", "data.seed belongs to data.name latent_class"),
+        args=("--set", "data.name=cifar100", "--set", "data.root=/nonexistent"),
     ),
 }
 

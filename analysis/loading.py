@@ -42,6 +42,7 @@ from analysis.order_parameters import (
     singular_values_from_class_means,
     singular_values_from_spectrum,
 )
+from hcl_study.commands import command
 from hcl_study.errors import UserError
 from hcl_study.geometry import REGIME_CODES
 from hcl_study.geometry.metrics import METRIC_KEYS
@@ -294,7 +295,8 @@ def load_study_data(
     if not record.trials:
         raise UserError(
             f"study {study_name!r} has no trial runs yet (it was interrupted, or is starting, "
-            f"before its first trial); run or resume it first: hcl-study resume {study_name}"
+            f"before its first trial); run or resume it first: {command('hcl-study')} resume "
+            f"{study_name}"
         )
     _require_one_run_per_trial(record)
     trials = trial_table(record)
@@ -341,7 +343,7 @@ def unfinished_note(data: StudyData) -> str:
         f"Study {data.name!r} is not complete: it {reason} (parent run {data.status}). "
         f"Figures, boundaries and verdicts use the {ended} of its {len(data.trials)} trial "
         f"runs that ran to their end, and may change when it completes "
-        f"(hcl-study resume {data.name} continues a study that is not running)."
+        f"({command('hcl-study')} resume {data.name} continues a study that is not running)."
     )
 
 

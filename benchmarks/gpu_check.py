@@ -17,12 +17,12 @@ then times the per-epoch geometry pass: embedding `--embed` images in eval mode,
 estimates one CIFAR-100 epoch (50,000 // batch steps; geometry of the 50k training images
 plus the 10k test embeddings), one 400-epoch trial and the 10-trial study in GPU-hours.
 
-Prints the figures and writes JSON to benchmarks/results/gpu_check.json (or `--out`; with
-`--cpu-smoke` only to `--out`), and to $OUT/gpu_check.json when $OUT is set. Without CUDA
+Prints the figures and writes JSON to benchmarks/results/gpu_check.json (or `--output`; with
+`--cpu-smoke` only to `--output`), and to $OUT/gpu_check.json when $OUT is set. Without CUDA
 it exits with status 2 and a message; `--cpu-smoke` runs 3 steps at batch 8 on the CPU
 instead, to test the script itself.
 
-Usage: python benchmarks/gpu_check.py [--steps 200] [--warmup 20] [--out PATH] [--cpu-smoke]
+Usage: .venv/bin/python benchmarks/gpu_check.py [--steps 200] [--warmup 20] [--output PATH] [--cpu-smoke]
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--embed", type=int, default=10_000, help="images of the metrics pass")
     parser.add_argument(
-        "--out", type=Path, default=None, help=f"JSON path (default {RESULTS_PATH})"
+        "--output", type=Path, default=None, help=f"JSON path (default {RESULTS_PATH})"
     )
     parser.add_argument(
         "--cpu-smoke", action="store_true", help="3 steps at batch 8 on the CPU, to test the script"
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = run(args)
     report(result)
-    targets = [args.out] if args.out else ([] if args.cpu_smoke else [RESULTS_PATH])
+    targets = [args.output] if args.output else ([] if args.cpu_smoke else [RESULTS_PATH])
     if os.environ.get("OUT"):
         targets.append(Path(os.environ["OUT"]) / "gpu_check.json")
     for path in dict.fromkeys(targets):

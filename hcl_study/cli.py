@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hcl_study.commands import command
 from hcl_study.config import (
     TrainConfig,
     flatten,
@@ -172,7 +173,7 @@ def train(
     try:
         results = _train_with_progress(trainer, train_config, outputs, out, checkpoint_every, saved)
     except KeyboardInterrupt:
-        again = f"hcl-study train --config {out / CONFIG_FILE} --out {out}"
+        again = f"{command('hcl-study')} train --config {out / CONFIG_FILE} --out {out}"
         last = saved[0]
         raise TrainingInterrupted(
             f"training stopped after {trainer.epoch} of {total} epochs; "
@@ -468,16 +469,16 @@ def _print_study_summary(summary: Any) -> None:
     )
     say(f"Open the UI: [bold]{escape(summary.ui_command())}[/]")
     say(
-        f"Study folder: {Path(STUDIES_DIR, summary.name).resolve()} · report: hcl-study "
-        f"analyze {summary.name}"
+        f"Study folder: {Path(STUDIES_DIR, summary.name).resolve()} · report: "
+        f"{command('hcl-study')} analyze {summary.name}"
     )
     failed = summary.regimes.get("failed", 0)
     if failed:
         say(
             f"{failed} trial{'s' if failed > 1 else ''} failed (the error is in the trial's "
-            f"MLflow run and Tune's error.txt); once the cause is fixed, hcl-study resume "
-            f"{summary.name} --retry-failed runs {'them' if failed > 1 else 'it'} again from "
-            "the last checkpoint."
+            f"MLflow run and Tune's error.txt); once the cause is fixed, "
+            f"{command('hcl-study')} resume {summary.name} --retry-failed runs "
+            f"{'them' if failed > 1 else 'it'} again from the last checkpoint."
         )
 
 

@@ -87,7 +87,8 @@ def trial_status(trial: Any, failed: bool) -> str:
 class TrialProgress(Callback):
     """Print a line as each trial ends: how many have ended, its status, regime, objective
     metric and params, e.g. `[3/24] 5f1c2_00002 · finished · NC · etf_distance 0.0242 ·
-    loss.beta=30, ...`."""
+    loss.beta=30, ...`; a failed trial's line ends with its error, and a line says when a
+    crashed trial is retried."""
 
     def __init__(self, metric: str, total: int) -> None:
         self.metric = metric
@@ -99,20 +100,37 @@ class TrialProgress(Callback):
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._print(trials, trial, failed=True)
 
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        parts = [
+            f"{trial.trial_id} · retry {trial.num_failures} of {trial.max_failures} from its "
+            "last checkpoint",
+            _error_line(trial),
+        ]
+        print(" · ".join(part for part in parts if part), flush=True)
+
     def _print(self, trials: list[Any], trial: Any, failed: bool) -> None:
         # The ending trial's own status is set only after its callbacks.
         ended = 1 + sum(
             other.status in ("TERMINATED", "ERROR") for other in trials if other is not trial
         )
         result = trial.last_result or {}
-        parts = [f"[{ended}/{self.total}] {trial.trial_id}", trial_status(trial, failed)]
-        if result.get("regime"):
+        status = trial_status(trial, failed)
+        parts = [f"[{ended}/{self.total}] {trial.trial_id}", status]
+        if result.get("regime") and status != "failed":
             parts.append(str(result["regime"]))
         value = result.get(self.metric)
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and status != "failed":
             parts.append(f"{self.metric} {value:.4g}")
         parts.append(format_params(trial.config))
-        print(" · ".join(parts), flush=True)
+        if status == "failed":
+            parts.append(_error_line(trial))
+        print(" · ".join(part for part in parts if part), flush=True)
+
+
+def _error_line(trial: Any) -> str:
+    """The last line of the trial's last error (the exception), or ""."""
+    lines = last_error(trial).splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hcl_study.commands import command
 from hcl_study.config import parse_assignment, read_yaml_file, with_overrides
 from hcl_study.errors import StudyInterrupted, TrackingError, UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
@@ -81,7 +82,7 @@ class StudySummary:
         uri = redacted_uri(self.tracking_uri)
         if uri.startswith(("http://", "https://")):
             return f"open {uri.rstrip('/')}/#/experiments/{self.experiment_id}"
-        return f"mlflow ui --backend-store-uri {uri}"
+        return f"{command('mlflow')} ui --backend-store-uri {uri}"
 
 
 def locate(spec: StudySpec, *, tracking_uri: str | None, storage: str | None) -> StudyLocation:
@@ -185,6 +186,8 @@ class _DropMessages(logging.Filter):
 
 # Tune's "Resume experiment with: Tuner.restore(...)": hcl-study prints its own.
 _TUNES_RESUME_HINT = _DropMessages("Resume experiment with")
+# "Trials did not complete: [...]": the summary counts the failed trials.
+_TUNES_INCOMPLETE_TRIALS = _DropMessages("Trials did not complete")
 # One per report of a retried failed trial: Optuna keeps that trial as failed, as it must.
 _OPTUNA_RETRY_NOTICE = _DropMessages("Received additional result for trial")
 
@@ -201,6 +204,9 @@ def quiet_libraries() -> None:
         logging.ERROR
     )
     logging.getLogger("ray.tune.tune").addFilter(_TUNES_RESUME_HINT)
+    logging.getLogger("ray.tune.tune").addFilter(_TUNES_INCOMPLETE_TRIALS)
+    # Each failed attempt's traceback: the trial's progress line gives its error instead.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     logging.getLogger("ray.tune.search.optuna.optuna_search").addFilter(_OPTUNA_RETRY_NOTICE)
     # Tune's new output engine prints its experiment header and paths even at verbose=0.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -212,8 +218,8 @@ def quiet_libraries() -> None:
 def connect_ray(address: str | None, spec: StudySpec, *, verbose: bool = False) -> None:
     """Join a cluster (`--address`, `RAY_ADDRESS`) or start local Ray; check resources.
 
-    Without `verbose`, the trials' own output stays in Ray's log files (errors still reach
-    the console through Tune).
+    Without `verbose`, the trials' own output stays in Ray's log files, and a failed trial's
+    traceback in its error.txt and its MLflow run (its progress line gives the error).
     """
     import ray
 
@@ -486,8 +492,9 @@ def _fit(
         _close_unfinished(study_run, "FAILED")
         raise TrackingError(
             f"{error}. The study {spec.name!r} stopped on it; once the tracking server answers "
-            f"again, hcl-study resume {spec.name} continues it (with --retry-failed it also "
-            "runs the trials that failed their retries while it was away again)."
+            f"again, {command('hcl-study')} resume {spec.name} continues it (with "
+            "--retry-failed it also runs the trials that failed their retries while it was "
+            "away again)."
         ) from error
     except BaseException:
         _close_unfinished(study_run, "FAILED")
@@ -643,7 +650,7 @@ def _interrupted_message(spec: StudySpec, location: StudyLocation, progress: str
     return (
         f"study {spec.name!r} was interrupted{where}; its MLflow parent run "
         f"{location.parent_run_id} is marked KILLED{saved}. Continue it with: "
-        f"hcl-study resume {spec.name}"
+        f"{command('hcl-study')} resume {spec.name}"
         + (f" --address {location.address}" if location.address else "")
     )
 

@@ -564,7 +564,7 @@ def test_gpu_check_cpu_smoke_writes_its_json(tmp_path: Path) -> None:
     """benchmarks/gpu_check.py --cpu-smoke: 3 ResNet-50 steps at batch 8, the JSON it writes."""
     out = tmp_path / "gpu_check.json"
     completed = subprocess.run(
-        [sys.executable, str(GPU_CHECK), "--cpu-smoke", "--out", str(out)],
+        [sys.executable, str(GPU_CHECK), "--cpu-smoke", "--output", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
         env={**os.environ, "OUT": ""},
     )  # fmt: skip

@@ -21,7 +21,7 @@ from hcl_study.config import (
     TrainConfig,
 )
 from hcl_study.data import DataBundle, load_dataset
-from hcl_study.data.cifar import LAYOUTS
+from hcl_study.data.cifar import LAYOUTS, read_batch
 from hcl_study.data.transforms import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -185,6 +185,9 @@ def test_cifar_images_and_labels_equal_torchvisions(
         (np.zeros((2, 3072), dtype=np.uint8), [0, 10], "labels from 0 to 10"),
         (np.zeros((2, 3072), dtype=np.uint8), [-1, 3], "labels from -1 to 3"),
         (np.zeros((2, 3072), dtype=np.uint8), [0.0, 1.5], "integer labels 0 to 9"),
+        (np.zeros((2, 3072), dtype=np.uint8), [0], "labels of shape (1,); expected (N, 3072)"),
+        (np.zeros((2, 100), dtype=np.uint8), [0, 1], "shape (2, 100)"),
+        (np.zeros((2, 6144), dtype=np.uint8), [0, 1], "shape (2, 6144)"),
     ],
 )
 def test_cifar_batch_with_other_data_or_labels_is_a_data_error(
@@ -204,6 +207,13 @@ def test_cifar_subset_beyond_the_training_images_is_a_data_error(tmp_path: Path)
         load_dataset(CifarData(name="cifar10", root=str(root), subset=21))
 
 
+def test_an_empty_cifar_batch_reads_as_no_images(tmp_path: Path) -> None:
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}))
+    images, labels = read_batch(path, LAYOUTS["cifar10"].label_key, 10)
+    assert images.shape == (0, 32, 32, 3) and labels.shape == (0,)
+
+
 def test_cifar_root_that_is_a_file_says_so(tmp_path: Path) -> None:
     archive = tmp_path / "cifar-10-python.tar.gz"
     archive.write_bytes(b"\x1f\x8b")
@@ -219,6 +229,8 @@ def test_cifar_subset_takes_the_first_training_images(tmp_path: Path) -> None:
     assert len(subset.train) == 7 and len(subset.train_eval) == 7
     assert torch.equal(subset.train.tensors[0], full.train.tensors[0][:7])
     assert len(subset.test) == len(full.test)
+    whole = load_dataset(CifarData(name="cifar10", root=str(root), subset=20))
+    assert torch.equal(whole.train.tensors[0], full.train.tensors[0])
 
 
 def test_cifar_missing_root_is_a_data_error(tmp_path: Path) -> None:
@@ -332,6 +344,12 @@ def test_image_folder_test_root_with_other_classes_is_a_data_error(tmp_path: Pat
     assert "only in data.test_root: 'Class_1'; only in data.root: 'class_1', 'class_2'" in str(
         caught.value
     )
+    # As many classes, one of another name: its test labels would point at another class.
+    same_count = write_fake_image_folder(tmp_path / "val3", num_classes=3)
+    (same_count / "class_1").rename(same_count / "Class_1")
+    with pytest.raises(DataError) as caught:
+        _image_folder(root, num_classes=3, test_root=str(same_count))
+    assert "only in data.test_root: 'Class_1'; only in data.root: 'class_1'." in str(caught.value)
 
 
 def test_hidden_folders_and_files_are_neither_classes_nor_images(tmp_path: Path) -> None:

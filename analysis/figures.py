@@ -74,13 +74,15 @@ def trial_labels(trials: pd.DataFrame, keys: Sequence[str] = DEFAULT_LABEL_KEYS)
     """
     present = [key for key in keys if key in trials]
     labels = {
-        row["trial_id"]: ", ".join(_label_part(key, row[key]) for key in present)
+        row["trial_id"]: (
+            ", ".join(_label_part(key, row[key]) for key in present) or str(row["trial_id"])
+        )
         + ("" if row["status"] == "finished" else f" ({row['status']})")
         for _, row in trials.iterrows()
     }
     counts = Counter(labels.values())
     return {
-        trial_id: label if counts[label] == 1 and label else f"{label} [{trial_id}]".lstrip()
+        trial_id: label if counts[label] == 1 else f"{label} [{trial_id}]"
         for trial_id, label in labels.items()
     }
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from analysis.boundary import estimate_phase_boundary
 from analysis.figures import (
+    LEGEND_INSIDE_MAX,
     MAX_LEGEND_ENTRIES,
     NO_REGIME_LABEL,
     plot_equal_inner_product,
@@ -64,6 +65,9 @@ def test_trial_labels_name_beta_normalization_and_unfinished_status() -> None:
         }
     )
     assert trial_labels(trials) == {"a": "β=0.5, sphere", "b": "β=16.5, ball (failed)"}
+    diverged = trials.assign(status=["diverged", "finished"])
+    assert trial_labels(diverged) == {"a": "β=0.5, sphere (diverged)", "b": "β=16.5, ball"}
+    assert trial_labels(trials[["trial_id", "status"]]) == {"a": "a", "b": "b (failed)"}
 
 
 @pytest.mark.parametrize(
@@ -216,7 +220,7 @@ def test_a_1d_boundary_is_drawn_only_on_the_one_row_of_its_category(
         plot_phase_diagram(phase_trials, boundaries)
 
 
-@pytest.mark.parametrize("lines", [15, 24, 60, 75])
+@pytest.mark.parametrize("lines", [LEGEND_INSIDE_MAX, LEGEND_INSIDE_MAX + 1, 15, 24, 60, 75])
 def test_every_line_gets_its_own_colour_and_legend_entry(lines: int) -> None:
     """`quick.yaml` has 24 trials: they used to share 20 colours and get no legend."""
     values = {f"t{i}": np.geomspace(1.0, 1e-3 * (i + 1), 5) for i in range(lines)}
@@ -230,6 +234,8 @@ def test_every_line_gets_its_own_colour_and_legend_entry(lines: int) -> None:
     entries = [text.get_text() for legend in legends if legend for text in legend.get_texts()]
     if lines <= MAX_LEGEND_ENTRIES:
         assert entries == list(labels.values())
+        inside = figure.axes[0].get_legend() is not None
+        assert inside == (lines <= LEGEND_INSIDE_MAX), "a few entries inside, more beside"
     else:
         assert not entries and f"{lines} lines" in figure.axes[0].texts[0].get_text()
 
@@ -265,6 +271,10 @@ def test_trials_without_finite_values_are_not_drawn_and_the_figure_says_so(
     (axes,) = figure.axes
     assert [line.get_label() for line in axes.lines] == ["β=0"]
     assert axes.get_title() == "not drawn (no finite values): β=30, none (diverged)"
+    assert not axes.texts, "a panel that draws a line does not say it has none"
+    many = pd.concat([diverged.assign(trial_id=f"nan{i}") for i in range(4)])
+    title = plot_unit_norm(many, {f"nan{i}": f"β={i}" for i in range(4)}).axes[0].get_title()
+    assert title == "not drawn (no finite values): β=0, β=1, β=2 and 1 more"
 
     only_nan = plot_unit_norm(diverged, {"nan": "β=30, none (diverged)"}).axes[0]
     assert not only_nan.lines and only_nan.texts[0].get_text() == "no finite values to draw"

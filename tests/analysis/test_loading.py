@@ -21,6 +21,7 @@ from analysis.loading import (
     parse_param,
     study_tracking_uri,
     typed_params,
+    varied_params,
 )
 from hcl_study.errors import UserError
 from hcl_study.tracking import (
@@ -252,3 +253,18 @@ def test_two_runs_of_one_trial_are_refused(tmp_path: Path) -> None:
         load_study_data(study.tracking_uri, "twice")
     message = str(refused.value)
     assert "'t0'" in message and first.run_id in message and second in message
+
+
+def test_varied_params_are_the_columns_with_more_than_one_value() -> None:
+    trials = pd.DataFrame(
+        {
+            "constant": [1.0, 1.0, 1.0],
+            "varied": [0.1, 0.2, 0.1],
+            "sometimes_missing": [2.0, np.nan, 2.0],
+            "always_missing": [np.nan, np.nan, np.nan],
+            "text": ["ball", "ball", "ball"],
+        }
+    )
+    columns = [*trials.columns, "not_a_column"]
+    assert varied_params(trials, columns) == ["varied", "sometimes_missing"]
+    assert varied_params(trials.iloc[:1], columns) == []

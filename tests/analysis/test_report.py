@@ -199,7 +199,10 @@ def test_reports_of_a_study_whose_trials_logged_nothing(tmp_path: Path) -> None:
     assert {claim["verdict"] for claim in claims} == {"not tested"}
 
 
-@pytest.mark.parametrize(("end", "reason"), [("KILLED", "was interrupted"), (None, "running")])
+@pytest.mark.parametrize(
+    ("end", "reason"),
+    [("KILLED", "was interrupted"), ("FAILED", "stopped on an error"), (None, "still running")],
+)
 def test_reports_of_an_unfinished_study_say_so(
     end: RunEndStatus | None, reason: str, tmp_path: Path
 ) -> None:

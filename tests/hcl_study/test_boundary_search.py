@@ -304,6 +304,8 @@ def test_an_error_after_the_final_report_counts_by_that_report() -> None:
     assert (estimate.n_completed, estimate.n_failed) == (1, 1)
     assert searcher._cells[0].observed_y == [0.7]
     assert not searcher._last_results, "reports of ended trials are not kept"
+    searcher.on_trial_result("never_suggested", final)
+    assert not searcher._last_results, "nor those of trials it does not know"
 
 
 def test_estimate_gives_one_level_set_per_category() -> None:

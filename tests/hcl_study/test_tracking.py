@@ -419,3 +419,162 @@ def test_basic_auth_server_accepts_credentials_and_refuses_anonymous_clients(
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
     with pytest.raises(TrackingError, match="401"):
         StudyRun.start_or_resume(server.uri, "anonymous-study", {"name": "anonymous-study"})
+
+
+class StubServer:
+    """An HTTP server on 127.0.0.1 that answers /health and the MLflow API with set
+    statuses and keeps each request's Authorization header (not an MLflow server: the
+    answers that check_tracking_uri must tell apart)."""
+
+    def __init__(self, health: int = 200, api: int = 200, token: str | None = None) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.authorizations: list[str | None] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                stub.authorizations.append(self.headers.get("Authorization"))
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                if self.path == "/health":
+                    status = health
+                elif token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+                    status = 401
+                else:
+                    status = api
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hcl_study.tracking import CREDENTIAL_VARIABLES
+
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("health", "api", "named"),
+    [
+        (503, 200, "the server answered /health with HTTP 503"),
+        (200, 403, "refused this machine's credentials (HTTP 403); set MLFLOW_TRACKING_USERNAME"),
+        (200, 401, "refused this machine's credentials (HTTP 401)"),
+        (200, 404, "it answered the MLflow API with HTTP 404 (is it an MLflow tracking server?)"),
+    ],
+)
+def test_check_tracking_uri_tells_what_the_server_answered(
+    without_credentials: None, health: int, api: int, named: str
+) -> None:
+    server = StubServer(health=health, api=api)
+    try:
+        with pytest.raises(UserError) as refused:
+            check_tracking_uri(server.uri)
+        assert named in str(refused.value)
+    finally:
+        server.close()
+
+
+def test_check_tracking_uri_sends_the_token_and_prefers_credentials_in_the_uri(
+    without_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    server = StubServer(token="s3cret")
+    try:
+        with pytest.raises(UserError, match=r"HTTP 401"):
+            check_tracking_uri(server.uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "s3cret")
+        check_tracking_uri(server.uri)
+        assert server.authorizations[-1] == "Bearer s3cret"
+    finally:
+        server.close()
+
+    server = StubServer()
+    try:
+        monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "env-user")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "env-password")
+        check_tracking_uri(server.uri)
+        assert (
+            server.authorizations[-1]
+            == "Basic " + base64.b64encode(b"env-user:env-password").decode()
+        )
+        check_tracking_uri(server.uri.replace("http://", "http://uri-user:uri-password@"))
+        assert (
+            server.authorizations[-1]
+            == "Basic " + base64.b64encode(b"uri-user:uri-password").decode()
+        )
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("variables", "verify", "cert"),
+    [
+        ({}, True, None),
+        ({"MLFLOW_TRACKING_INSECURE_TLS": "true"}, False, None),
+        ({"MLFLOW_TRACKING_SERVER_CERT_PATH": "/certs/ca.pem"}, "/certs/ca.pem", None),
+        ({"MLFLOW_TRACKING_CLIENT_CERT_PATH": "/certs/me.pem"}, True, "/certs/me.pem"),
+    ],
+)
+def test_check_tracking_uri_uses_the_tls_settings(
+    without_credentials: None,
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+    verify: bool | str,
+    cert: str | None,
+) -> None:
+    """There is no TLS server here: the settings are read off the requests it makes."""
+    import requests
+
+    seen: list[dict[str, object]] = []
+
+    class Answer:
+        status_code = 200
+
+    def request(method: str, url: str, **kwargs: object) -> Answer:
+        seen.append(kwargs)
+        return Answer()
+
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(requests, "request", request)
+    check_tracking_uri("https://mlflow.internal:5000")
+    assert [(kwargs["verify"], kwargs["cert"]) for kwargs in seen] == [(verify, cert)] * 2
+
+
+def test_trials_get_every_credential_variable_set_here(
+    without_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hcl_study.tracking import CREDENTIAL_VARIABLES, tracking_environment
+
+    assert tracking_environment() == {}
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.setenv(name, f"value of {name}")
+    assert tracking_environment() == {name: f"value of {name}" for name in CREDENTIAL_VARIABLES}
+    assert set(CREDENTIAL_VARIABLES) == {
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_TRACKING_INSECURE_TLS",
+        "MLFLOW_TRACKING_SERVER_CERT_PATH",
+        "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    }

@@ -22,7 +22,8 @@ Prints the figures and writes JSON to benchmarks/results/gpu_check.json (or `--o
 it exits with status 2 and a message; `--cpu-smoke` runs 3 steps at batch 8 on the CPU
 instead, to test the script itself.
 
-Usage: .venv/bin/python benchmarks/gpu_check.py [--steps 200] [--warmup 20] [--output PATH] [--cpu-smoke]
+Usage: .venv/bin/python benchmarks/gpu_check.py [--steps 200] [--warmup 20] [--output PATH]
+       [--cpu-smoke]
 """
 
 from __future__ import annotations

@@ -16,10 +16,9 @@ from hcl_study.commands import command
 from hcl_study.config import (
     TrainConfig,
     flatten,
-    parse_assignment,
     parse_train_config,
     read_yaml_file,
-    with_overrides,
+    with_assignments,
 )
 from hcl_study.errors import (
     EXIT_INTERRUPTED,
@@ -280,15 +279,7 @@ def _load_train_config(config: Path | None, assignments: list[str]) -> TrainConf
     Raises:
         UserError: On a missing or invalid file, a malformed `--set` or an invalid field.
     """
-    import yaml
-
-    raw = read_yaml_file(config) if config else {}
-    for text in assignments:
-        try:
-            path, value = parse_assignment(text)
-            raw = with_overrides(raw, {path: value})
-        except (ValueError, yaml.YAMLError) as error:
-            raise UserError(f"--set {text}: {error}") from None
+    raw = with_assignments(read_yaml_file(config) if config else {}, assignments)
     source = f"config {config or '(defaults)'}" + "".join(f" --set {text}" for text in assignments)
     return parse_train_config(raw, source=source)
 

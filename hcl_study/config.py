@@ -8,6 +8,7 @@ definition validates both.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -203,6 +204,22 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     merged = copy.deepcopy(raw)
     for path, value in overrides.items():
         set_by_path(merged, path, value)
+    return merged
+
+
+def with_assignments(raw: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """A deep copy of `raw` with `--set key.path=value` assignments applied in order.
+
+    Raises:
+        UserError: An assignment is malformed, its value is not YAML, or its path runs
+            through a value (`--set epochs.max=3`); the message quotes it as given.
+    """
+    merged = copy.deepcopy(raw)
+    for text in assignments:
+        try:
+            set_by_path(merged, *parse_assignment(text))
+        except ValueError as error:
+            raise UserError(f"--set {text}: {error}") from None
     return merged
 
 

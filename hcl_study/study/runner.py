@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from hcl_study.commands import command
-from hcl_study.config import parse_assignment, read_yaml_file, with_overrides
+from hcl_study.config import read_yaml_file, with_assignments
 from hcl_study.errors import StudyInterrupted, TrackingError, UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
 
@@ -289,11 +289,7 @@ def run_study(
     """
     from hcl_study.tracking import check_tracking_uri
 
-    overrides = dict(_parse_assignment(text) for text in assignments)
-    try:
-        raw = with_overrides(read_yaml_file(spec_path), overrides)
-    except ValueError as error:  # e.g. --set name.x=1: `name` is a value, not a section
-        raise UserError(f"--set: {error}") from None
+    raw = with_assignments(read_yaml_file(spec_path), assignments)
     given = "".join(f" --set {text}" for text in assignments)
     spec = parse_study_spec(raw, source=f"study spec {spec_path}{given}")
     location = locate(spec, tracking_uri=tracking_uri, storage=storage)
@@ -316,17 +312,9 @@ def run_study(
     Path(location.study_dir).mkdir(parents=True, exist_ok=True)
     stored_spec = Path(location.study_dir, SPEC_FILE)
     stored_spec.write_text(
-        Path(spec_path).read_text() if not overrides else yaml.safe_dump(raw, sort_keys=False)
+        Path(spec_path).read_text() if not assignments else yaml.safe_dump(raw, sort_keys=False)
     )
     return _fit(spec, location, spec_path=stored_spec, restore=False, verbose=verbose)
-
-
-def _parse_assignment(text: str) -> tuple[str, Any]:
-    """One `--set key.path=value`, a malformed one as a `UserError`."""
-    try:
-        return parse_assignment(text)
-    except (ValueError, yaml.YAMLError) as error:
-        raise UserError(f"--set {text}: {error}") from None
 
 
 def _require_same_spec(study_dir: Path, spec: StudySpec) -> None:

@@ -6,6 +6,8 @@ Truth: NC iff log(β + 1) < A + B·τ, with logistic label noise. In unit coordi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -263,3 +265,46 @@ def test_trials_that_did_not_run_to_their_end_or_lack_an_axis_value_are_left_out
         assert clean.ok and kept.ok and len(kept.points) == len(table)
         np.testing.assert_array_equal(kept.level_set.field, clean.level_set.field)
         assert kept.pooled == (), "lr varies only among the trials left out"
+
+
+def one_axis_table(values: list[float]) -> pd.DataFrame:
+    """Trials at β = 0, 1, 2, …, all sphere, with these erank ratios."""
+    return pd.DataFrame(
+        {
+            "loss.beta": np.arange(len(values), dtype=float),
+            "normalization": "sphere",
+            "erank_ratio": values,
+        }
+    )
+
+
+def test_min_trials_counts_only_the_finite_values() -> None:
+    table = one_axis_table([0.2, 0.4, np.nan, 0.6, np.nan])  # 3 finite of 5, 1-D needs 4
+    [boundary] = estimate_level_set(table, "erank_ratio", 0.5, y=None, **FAST)
+    assert boundary.status == "too_few_trials"
+    assert boundary.reason == "too few finite erank_ratio values (3 < 4)"
+
+
+def test_a_fitted_field_that_never_reaches_the_level_is_no_crossing() -> None:
+    from analysis.boundary import _checked
+    from hcl_study.levelset import level_set
+
+    field = np.linspace(0.2, 0.45, 11)  # below 0.5 everywhere
+    below = level_set([AXES[0]], field, field - 0.1, field + 0.1, 0.5, np.zeros(11))
+    fitted = PhaseBoundary(
+        {}, ("loss.beta",), "erank_ratio", 0.5, "ok", "", pd.DataFrame(), below, None
+    )
+    checked = _checked(fitted)
+    assert checked.status == "no_crossing" and not checked.contour
+    assert checked.reason == "erank_ratio does not cross 0.5 inside the domain"
+    crossing = level_set([AXES[0]], field + 0.2, field, field + 0.3, 0.5, np.zeros(11))
+    assert _checked(replace(fitted, level_set=crossing)).status == "ok"
+
+
+def test_the_default_domain_spans_the_trials() -> None:
+    [boundary] = estimate_level_set(
+        one_axis_table([0.2, 0.3, 0.4, 0.6, 0.7, 0.8]), "erank_ratio", 0.5, y=None, **FAST
+    )
+    assert boundary.ok
+    (ticks,) = boundary.level_set.ticks
+    assert (ticks[0], ticks[-1]) == pytest.approx((0.0, 5.0))

@@ -208,6 +208,7 @@ def test_claim_2_verdicts_per_loss_with_counts_and_median_etf_distance() -> None
     result = check_nc_with_hard_negatives(holds)
     assert result.verdict == HOLDS and set(result.trial_ids) == {"a", "b"}
     assert "2 of 2 runs end NC" in result.reason and "SCL: 1/1 end NC" in result.reason
+    assert result.figures["scl"]["median_erank_ratio"] == pytest.approx(1.0)  # 9 / 9
 
     partly = _table(
         _trial("a", "scl", 30.0, "ball", "NC"),
@@ -259,6 +260,17 @@ def test_claim_3_verdicts_from_the_beta_zero_runs() -> None:
 
     result = check_dc_without_hard_negatives(_table(_trial("a", "scl", 0.0, "ball", "NC")))
     assert result.verdict == DOES_NOT_HOLD and "0 of 1 β = 0 runs show DC" in result.reason
+
+    # Only β = 0 exactly: a little hardness is hard negatives. An erank ratio of exactly
+    # 0.8 is not low rank.
+    edge = _table(
+        _trial("a", "scl", 0.0, "ball", "DC"),
+        _trial("b", "scl", 0.5, "ball", "NC"),
+        _trial("c", "scl", 0.0, "sphere", "partial", erank_means=7.2),  # 7.2 / 9 = 0.8
+    )
+    result = check_dc_without_hard_negatives(edge)
+    assert result.figures["runs"] == 2 and set(result.trial_ids) == {"a", "c"}
+    assert result.verdict == PARTLY and "erank ratio < 0.8: 1" in result.reason
 
 
 def test_claim_4_verdicts_from_the_runs_without_normalization() -> None:
@@ -345,6 +357,8 @@ def test_limits_count_a_mean_cosine_above_0_1_as_a_cone() -> None:
     trials = _table(_trial("b", "ucl", 30.0, "ball", "DC", mean_cos_means=0.3))
     assert "1 of them merge classes into a cone" in limits(trials)[0]
     assert "(β=30, ball: DC, cos 0.3, erank ratio 0.333)" in limits(trials)[0]
+    at_the_edge = _table(_trial("b", "ucl", 30.0, "ball", "DC", mean_cos_means=0.1))
+    assert "merge classes into a cone" not in limits(at_the_edge)[0]
 
 
 def test_limits_without_the_cosine_column_say_it_was_not_measured() -> None:

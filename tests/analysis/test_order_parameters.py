@@ -42,9 +42,11 @@ def test_erank_simplex_ratio_differs_when_features_are_narrower_than_c_minus_1()
     table = pd.DataFrame({key: values[:1] for key, values in GEOMETRY.items()})
     table["rank_bound"] = [3.0]  # d = 3 < C - 1 = 9
     table["erank_means"] = [3.0]
+    table["dc_count"] = [1.0]
     derived = add_order_parameters(table)
     assert derived["erank_ratio"].iloc[0] == pytest.approx(1.0)
     assert derived["erank_simplex_ratio"].iloc[0] == pytest.approx(3.0 / 9.0)
+    assert derived["dc_fraction"].iloc[0] == pytest.approx(1.0 / 3.0), "of the d directions"
 
 
 def test_regimes_come_from_classify_regime() -> None:

@@ -329,3 +329,46 @@ def test_ncm_accuracy_is_exact_under_a_huge_common_offset() -> None:
     labels = np.repeat([0, 1], 4)
     assert ncm_accuracy(z, labels, means) == 1.0
     assert compute_geometry(z, labels, 2)["ncm_accuracy"] == 1.0
+
+
+def test_the_global_mean_weighs_every_class_alike_whatever_its_size() -> None:
+    """Means (1, 0), (0, 1), (-1, 0), the last of two samples: mu_G = (0, 1/3), not the
+    sample mean (-1/4, 1/4)."""
+    z = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [-1.0, 0.0]])
+    metrics = compute_geometry(z, np.array([0, 1, 2, 2]), 3)
+    assert metrics["zero_sum"] == pytest.approx(1 / 3)
+
+
+def test_erank_ratio_is_relative_to_the_rank_the_dimension_allows() -> None:
+    """d = 2 < C - 1 = 3: means ±e1, ±e2 span both dimensions equally, erank 2 of 2."""
+    z = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    metrics = compute_geometry(z, np.arange(4), 4)
+    assert metrics["rank_bound"] == 2
+    assert metrics["erank_means"] == pytest.approx(2.0)
+    assert metrics["erank_ratio"] == pytest.approx(1.0)
+    assert metrics["dc_fraction"] == 0.0
+
+
+def test_unit_norm_averages_the_distances_of_the_mean_norms_from_one() -> None:
+    metrics = compute_geometry(np.array([[0.5, 0.0], [0.0, 1.5]]), np.array([0, 1]), 2)
+    assert metrics["unit_norm"] == pytest.approx(0.5)  # |0.5 - 1| and |1.5 - 1|
+
+
+def test_an_exact_simplex_etf_has_a_finite_log_etf_distance() -> None:
+    from hcl_study.geometry.metrics import ETF_DISTANCE_FLOOR
+
+    metrics = compute_geometry(np.array([[1.0], [-1.0]]), np.array([0, 1]), 2)
+    assert metrics["etf_distance"] == 0.0
+    assert metrics["log_etf_distance"] == math.log10(ETF_DISTANCE_FLOOR)
+
+
+def test_a_class_mean_with_a_non_finite_coordinate_is_no_candidate() -> None:
+    means = np.array([[0.0, 0.0], [np.nan, 5.0], [10.0, 10.0]])
+    assert ncm_accuracy(np.array([[10.0, 10.0], [0.5, 0.0]]), np.array([2, 0]), means) == 1.0
+
+
+def test_the_second_pass_refuses_a_class_the_first_never_saw() -> None:
+    accumulator = GeometryAccumulator(2, 2)
+    accumulator.update(np.array([[1.0, 0.0]]), np.array([0]))
+    with pytest.raises(ValueError, match="never saw"):
+        accumulator.update_within(np.array([[0.0, 1.0]]), np.array([1]))

@@ -18,6 +18,7 @@ from hcl_study.levelset import (
     fit_probability,
     from_unit,
     gp_level_set,
+    level_set,
     misclassification_reduction,
     propose,
     sobol_points,
@@ -364,3 +365,14 @@ def test_bootstrap_keeps_both_labels_in_every_resample() -> None:
 def test_probability_model_needs_both_labels() -> None:
     with pytest.raises(ValueError, match="both labels"):
         fit_probability(np.random.default_rng(0).random((10, 2)), np.ones(10, dtype=bool))
+
+
+def test_region_and_band_fractions_count_the_grid_points() -> None:
+    """field = 0, 0.01, …, 1 at level 0.305: 70 points above it (0.31 … 1), and 10 whose
+    ±0.05 band straddles it (0.26 … 0.35)."""
+    field = np.linspace(0.0, 1.0, 101)
+    estimate = level_set([Axis("x", 0.0, 1.0)], field, field - 0.05, field + 0.05, 0.305, field)
+    summary = estimate.to_dict()
+    assert summary["region_fraction"] == pytest.approx(70 / 101)
+    assert summary["band_fraction"] == pytest.approx(10 / 101)
+    assert summary["expected_error"] == pytest.approx(0.5)

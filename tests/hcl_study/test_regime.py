@@ -68,6 +68,9 @@ def test_dc_rules_take_precedence_and_flip_at_their_bounds() -> None:
     assert classify_regime(metrics_with(dc_count=1.0)) == "DC"
     assert classify_regime(metrics_with(erank_means=7.21)) == "NC"
     assert classify_regime(metrics_with(erank_means=7.19)) == "DC"
+    # exactly 0.8 r is not below it
+    ten = {"rank_bound": 10.0, "spectrum": np.ones(10)}
+    assert classify_regime(metrics_with(**ten, erank_means=8.0)) == "NC"
     # r = 40: needs dc_count >= 4.
     wide = {"rank_bound": 40.0, "erank_means": 40.0, "spectrum": np.ones(40)}
     assert classify_regime(metrics_with(**wide, dc_count=3.0)) == "NC"

@@ -47,8 +47,8 @@ VerboseOption = Annotated[
     bool,
     typer.Option(
         "--verbose",
-        help="Show Tune's status tables and the trials' own output (Ray, MLflow logs) instead "
-        "of one line per ended trial.",
+        help="Also show the libraries' logs (Ray, Tune, MLflow at INFO), the trials' own "
+        "output and failed trials' tracebacks, besides the line per ended trial.",
     ),
 ]
 
@@ -469,7 +469,8 @@ def _print_study_summary(summary: Any) -> None:
             f"{failed} trial{'s' if failed > 1 else ''} failed (the error is in the trial's "
             f"MLflow run and Tune's error.txt); once the cause is fixed, "
             f"{command('hcl-study')} resume {summary.name} --retry-failed runs "
-            f"{'them' if failed > 1 else 'it'} again from the last checkpoint."
+            f"{'them' if failed > 1 else 'it'} again, from the last checkpoint where there "
+            "is one."
         )
 
 

@@ -122,7 +122,8 @@ def _unknown_key_message(
     close = difflib.get_close_matches(leaf, siblings, n=2, cutoff=0.6)
     guesses = [
         *(f"{prefix}{parent_shown}.{name}" if parts[:-1] else prefix + name for name in close),
-        *elsewhere,
+        # A key of another data set is not misplaced: where it belongs is said below.
+        *(elsewhere if not other_variants else []),
     ]
     hints = [f"did you mean {' or '.join(dict.fromkeys(guesses))}?"] if guesses else []
     if other_variants:

@@ -76,6 +76,8 @@ MLFLOW_STATUS_OF_TRIAL: dict[str, str] = {
 }
 
 MAX_PARAM_VALUE_LENGTH = 6000
+REGIME_COUNT_TAG = "hcl.regime_count."
+"""Prefix of the parent run's tags counting its trials by regime (and `failed`, `stopped`)."""
 ERROR_TAG = "hcl.error"
 """Tag of a failed trial's run: the end of its last traceback (deleted if it is retried)."""
 MAX_ERROR_CHARS = 4000
@@ -644,6 +646,18 @@ class StudyRun:
     def set_tags(self, tags: dict[str, Any]) -> None:
         """Set tags on the parent run (values are converted to strings)."""
         _set_tags(self._client, self.run_id, tags, self.call_timeout_s)
+
+    def set_regime_counts(self, counts: dict[str, int]) -> None:
+        """Tag the parent run `hcl.regime_count.<regime>` with `counts`, deleting the counts
+        of regimes no trial has any more (e.g. `failed` after the failed trials were run
+        again)."""
+        run = _call(partial(self._client.get_run, self.run_id), "read a run", self.call_timeout_s)
+        wanted = {f"{REGIME_COUNT_TAG}{regime}": str(count) for regime, count in counts.items()}
+        for stale in set(run.data.tags) - set(wanted):
+            if stale.startswith(REGIME_COUNT_TAG):
+                delete = partial(self._client.delete_tag, self.run_id, stale)
+                _call(delete, "set tags", self.call_timeout_s)
+        self.set_tags(wanted)
 
     def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
         """Upload the files under `local_dir` to the parent run (under `artifact_path`)."""

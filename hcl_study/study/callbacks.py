@@ -51,6 +51,9 @@ class TrialRunCloser(Callback):
         from hcl_study.tracking import StudyRun
 
         result = trial.last_result or {}
+        # Only a trial that ran to its end has a final regime; a stopped or failed one's
+        # last regime stays in its metrics (regime_code).
+        regime = result.get("regime") if status in ("finished", "diverged") else None
         study_run = StudyRun(
             self.tracking_uri, self.study_name, self.experiment_id, self.parent_run_id
         )
@@ -58,7 +61,7 @@ class TrialRunCloser(Callback):
             study_run.close_trial(
                 trial.trial_id,
                 status,
-                result.get("regime"),
+                regime,
                 run_id=result.get("mlflow_run_id"),
                 error=error,
             )
@@ -127,10 +130,15 @@ class TrialProgress(Callback):
         print(" · ".join(part for part in parts if part), flush=True)
 
 
+ERROR_LINE_CHARS = 160
+"""The progress line's share of an error (Ray's worker-death messages run to a paragraph)."""
+
+
 def _error_line(trial: Any) -> str:
-    """The last line of the trial's last error (the exception), or ""."""
+    """The last line of the trial's last error (the exception), shortened, or ""."""
     lines = last_error(trial).splitlines()
-    return lines[-1].strip() if lines else ""
+    line = lines[-1].strip() if lines else ""
+    return line if len(line) <= ERROR_LINE_CHARS else line[: ERROR_LINE_CHARS - 1] + "…"
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from hcl_study.errors import StudyInterrupted, TrackingError, UserError
 from hcl_study.study.spec import StudySpec, parse_study_spec
 
 if TYPE_CHECKING:
-    from ray.tune import ResultGrid, Tuner
+    from ray.tune import ExperimentAnalysis, ResultGrid, Tuner
 
     from hcl_study.study.boundary_search import BoundarySearcher
     from hcl_study.tracking import RunEndStatus, StudyRun
@@ -193,8 +193,9 @@ _OPTUNA_RETRY_NOTICE = _DropMessages("Received additional result for trial")
 
 
 def quiet_libraries() -> None:
-    """Keep Ray, Tune, MLflow and Optuna to warnings and errors on the console: the study
-    prints a line per ended trial instead (`--verbose` leaves them as they are)."""
+    """Keep Ray, Tune, MLflow and Optuna to warnings and errors on the console, and
+    failed trials' tracebacks off it: the study prints a line per ended trial instead
+    (`--verbose` leaves them as they are)."""
     import optuna
 
     for name in ("ray", "mlflow"):
@@ -284,8 +285,8 @@ def run_study(
     `assignments` applied to it.
 
     Running a spec whose study already exists continues that study (or, when it is
-    complete, reports it again) instead of starting over. `verbose` shows Tune's tables and
-    the trials' output instead of a line per ended trial.
+    complete, reports it again) instead of starting over. `verbose` adds the libraries'
+    logs, the trials' own output and tracebacks to the line per ended trial.
     """
     from hcl_study.tracking import check_tracking_uri
 
@@ -314,7 +315,7 @@ def run_study(
     stored_spec.write_text(
         Path(spec_path).read_text() if not assignments else yaml.safe_dump(raw, sort_keys=False)
     )
-    return _fit(spec, location, spec_path=stored_spec, restore=False, verbose=verbose)
+    return _fit(spec, location, spec_path=stored_spec, restore=False)
 
 
 def _require_same_spec(study_dir: Path, spec: StudySpec) -> None:
@@ -383,7 +384,7 @@ def resume_study(
     location.address = address or os.environ.get("RAY_ADDRESS") or location.address
     # A complete study is only reported again, from Tune's saved results: no Ray needed.
     complete = restore and _complete(spec, location, *_ended_trials(location))
-    if complete and retry_failed and _saved_results(location).num_errors:
+    if complete and retry_failed and _failed_trials(location):
         complete = False
     if not complete:
         if not restore and not location.address:
@@ -398,18 +399,16 @@ def resume_study(
         restore=restore,
         complete=complete,
         retry_failed=retry_failed,
-        verbose=verbose,
     )
 
 
 def _saved_trials(location: StudyLocation) -> int:
     """How many trials Tune's saved experiment state holds (0 without one)."""
     from ray import tune
-    from ray.tune import ExperimentAnalysis
 
     if not tune.Tuner.can_restore(location.experiment_path):
         return 0
-    return len(ExperimentAnalysis(location.experiment_path).trials)
+    return len(_saved_analysis(location).trials)
 
 
 def _discard_saved_experiment(location: StudyLocation) -> None:
@@ -428,7 +427,6 @@ def _fit(
     *,
     spec_path: Path,
     restore: bool,
-    verbose: bool,
     complete: bool = False,
     retry_failed: bool = False,
 ) -> StudySummary:
@@ -457,7 +455,6 @@ def _fit(
                 study_run,
                 restore=restore,
                 retry_failed=retry_failed,
-                verbose=verbose,
             )
         )
         study_run.close_dangling_trials(status="killed")
@@ -468,9 +465,7 @@ def _fit(
         if spec.search.algorithm == "boundary":
             study_run.log_dict(boundary_estimate(spec, location), BOUNDARY_SEARCH_ARTIFACT)
         summary = summarize(spec, location, grid)
-        study_run.set_tags(
-            {f"hcl.regime_count.{regime}": str(count) for regime, count in summary.regimes.items()}
-        )
+        study_run.set_regime_counts(summary.regimes)
     except (KeyboardInterrupt, StudyInterrupted) as interruption:
         _close_unfinished(study_run, "KILLED")
         if isinstance(interruption, KeyboardInterrupt):  # a second Ctrl-C: Tune lets it through
@@ -498,7 +493,6 @@ def _run_trials(
     *,
     restore: bool,
     retry_failed: bool,
-    verbose: bool,
 ) -> ResultGrid:
     """Fit a new Tuner, or restore Tune's saved one (its failed trials too with
     `retry_failed`); Ray is shut down however it ends."""
@@ -531,14 +525,14 @@ def _run_trials(
                 resume_errored=retry_failed,
             )
         else:
-            tuner = _new_tuner(spec, location, trainable, study_run, verbose=verbose)
+            tuner = _new_tuner(spec, location, trainable, study_run)
         return tuner.fit()
     finally:
         ray.shutdown()
 
 
 def _new_tuner(
-    spec: StudySpec, location: StudyLocation, trainable: Any, study_run: StudyRun, *, verbose: bool
+    spec: StudySpec, location: StudyLocation, trainable: Any, study_run: StudyRun
 ) -> Tuner:
     """A fresh Tuner for the study, its state saved under `location.experiment_path`."""
     from ray import tune
@@ -570,9 +564,11 @@ def _new_tuner(
                 TrialRunCloser(
                     location.tracking_uri, spec.name, study_run.experiment_id, study_run.run_id
                 ),
-                *([] if verbose else [TrialProgress(spec.objective.metric, spec.num_trials)]),
+                TrialProgress(spec.objective.metric, spec.num_trials),
             ],
-            verbose=1 if verbose else 0,
+            # Pickled with the experiment, as are the callbacks: the progress lines, not
+            # Tune's tables, whether or not this or a later invocation is --verbose.
+            verbose=0,
         ),
     )
 
@@ -595,9 +591,34 @@ def _ended_trials(location: StudyLocation) -> tuple[int, int]:
 
 def _saved_results(location: StudyLocation) -> ResultGrid:
     """The trials' results as Tune saved them last (read from storage, without Ray)."""
-    from ray.tune import ExperimentAnalysis, ResultGrid
+    from ray.tune import ResultGrid
 
-    return ResultGrid(ExperimentAnalysis(location.experiment_path))
+    return ResultGrid(_saved_analysis(location))
+
+
+def _saved_analysis(location: StudyLocation) -> ExperimentAnalysis:
+    """Tune's saved experiment state, read without its warning about each trial that has
+    no result yet (one cut off before its first epoch): those are expected here."""
+    from ray.tune import ExperimentAnalysis
+
+    tune_logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.ERROR)
+    try:
+        return ExperimentAnalysis(location.experiment_path)
+    finally:
+        tune_logger.setLevel(level)
+
+
+def _failed_trials(location: StudyLocation) -> int:
+    """Trials that failed before their end (an error after the final report does not
+    count: the trial had logged everything), as Tune saved them last."""
+    from hcl_study.study.callbacks import ran_to_its_end
+
+    return sum(
+        result.error is not None and not ran_to_its_end(result.metrics or {})
+        for result in _saved_results(location)
+    )
 
 
 def _complete(spec: StudySpec, location: StudyLocation, ended: int, started: int) -> bool:

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from hcl_study.study.callbacks import TrialProgress, format_params, last_error, trial_status
+from hcl_study.study.callbacks import (
+    ERROR_LINE_CHARS,
+    TrialProgress,
+    format_params,
+    last_error,
+    trial_status,
+)
 
 PARAMS = {"loss.beta": 16.46444, "batch_size": 256, "normalization": "ball"}
 ERROR_FILE = (
@@ -87,3 +93,16 @@ def test_progress_lines_count_ended_trials_and_name_status_regime_and_error(
         f"[4/5] d · failed · {params} · ValueError: second failure",
         "d · retry 1 of 2 from its last checkpoint · ValueError: second failure",
     ]
+
+
+def test_a_long_error_is_shortened_on_the_progress_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error_file = tmp_path / "error.txt"
+    died = "ray.exceptions.ActorDiedError: The actor died unexpectedly. " + "x" * 600
+    error_file.write_text(f"Failure # 1 (occurred at 2026-11-29_14-00-00)\n{died}\n")
+    failing = trial("d", error_file=str(error_file), **final(epoch=1))
+    TrialProgress("erank_means", total=1).on_trial_error(0, [failing], failing)
+    line = capsys.readouterr().out.strip()
+    error = line.split(" · ")[-1]
+    assert len(error) == ERROR_LINE_CHARS and error == died[: ERROR_LINE_CHARS - 1] + "…"

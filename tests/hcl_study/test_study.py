@@ -298,6 +298,7 @@ def test_asha_study_closes_early_stopped_runs(
         reached = iterations[run.data.tags["hcl.trial_id"]]
         assert run.info.status == "FINISHED", "no run may be left RUNNING"
         assert run.data.tags["hcl.status"] == ("finished" if reached == 6 else "stopped")
+        assert ("hcl.regime" in run.data.tags) == (reached == 6), "only a final regime"
         assert metric_steps(summary.tracking_uri, run)["loss"] == list(range(reached))
 
 

@@ -35,7 +35,7 @@ from study_checks import LOGGED_METRICS, metric_steps, study_runs, tune_trial_co
 
 from hcl_study.faults import FAULT_DIR_VARIABLE, FAULT_LIMIT_VARIABLE, FAULT_VARIABLE
 from hcl_study.study.runner import resume_study, run_study
-from hcl_study.tracking import ERROR_TAG
+from hcl_study.tracking import ERROR_TAG, REGIME_COUNT_TAG
 
 # Long enough epochs (about 0.2-0.5 s on one CPU) for a fault to land mid-trial.
 SLOW_DATA = {"name": "latent_class", "num_classes": 10, "input_dim": 16, "num_train": 6000}
@@ -196,6 +196,7 @@ def test_failed_trial_stays_failed_unless_the_study_is_resumed_with_retry_failed
     assert [(run.info.status, run.data.tags["hcl.status"]) for run in failed] == [
         ("FAILED", "failed")
     ]
+    assert "hcl.regime" not in failed[0].data.tags, "a failed trial has no final regime"
     error = failed[0].data.tags[ERROR_TAG]
     assert error.rstrip().endswith(
         f"injected fault before epoch 1 of trial {failed[0].info.run_name}"
@@ -206,11 +207,18 @@ def test_failed_trial_stays_failed_unless_the_study_is_resumed_with_retry_failed
     retried = resume_study("failed-once", retry_failed=True)
     assert "failed" not in retried.regimes and sum(retried.regimes.values()) == 4
     assert retried.parent_run_id == first.parent_run_id
-    _, children = study_runs(first.tracking_uri, "failed-once")
+    parent, children = study_runs(first.tracking_uri, "failed-once")
+    counts = {
+        tag.removeprefix(REGIME_COUNT_TAG): int(count)
+        for tag, count in parent.data.tags.items()
+        if tag.startswith(REGIME_COUNT_TAG)
+    }
+    assert counts == retried.regimes, "no count of the failed trials is left"
     assert len(children) == 4
     [rerun] = [run for run in children if run.info.run_id == failed[0].info.run_id]
     assert (rerun.info.status, rerun.data.tags["hcl.status"]) == ("FINISHED", "finished")
     assert ERROR_TAG not in rerun.data.tags
+    assert rerun.data.tags["hcl.regime"] in {"NC", "DC", "partial"}
     assert_every_step_once(first.tracking_uri, rerun, 3)
 
 
@@ -234,6 +242,15 @@ def test_crash_after_the_last_report_without_retries_keeps_the_trials_regime(
         if tag.startswith("hcl.regime_count.")
     } == run_regimes
     assert (tmp_path / "faults" / "slot-0").exists(), "the fault was injected"
+
+    # No trial failed before its end: --retry-failed has nothing to run, so no Ray.
+    from hcl_study.study import runner
+
+    def no_ray(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("Ray started to retry a trial that had ended")
+
+    monkeypatch.setattr(runner, "connect_ray", no_ray)
+    assert resume_study("crash-at-end", retry_failed=True) == summary
 
 
 def test_trial_that_crashes_after_its_last_report_is_not_trained_again(

@@ -44,6 +44,7 @@ from analysis.report import (
     _boundary_json,
     _png,
     estimate_boundaries,
+    phase_axes,
     render_html,
     study_figures,
     summary_lines,
@@ -68,15 +69,6 @@ CONE_COSINE = 0.1
 ARTIFACT_PATH = "claims"
 REPORT_FILE = "claims_report.html"
 CLAIMS_FILE = "claims.json"
-CATEGORY_AXES: dict[str, tuple[str, dict[str, float]]] = {
-    "normalization": (
-        "normalization (0 none, 1 ball, 2 sphere)",
-        {"none": 0.0, "ball": 1.0, "sphere": 2.0},
-    ),
-    "loss.name": ("loss (0 scl, 1 ucl)", {"scl": 0.0, "ucl": 1.0}),
-}
-"""Categorical columns drawn as the phase diagram's y axis: column -> (axis name, codes)."""
-
 STATEMENTS: dict[int, str] = {
     1: "HSCL ≥ SCL and HUCL ≥ UCL: the hard-negative loss bounds the plain loss from above for "
     "the same representation, at every logged epoch of every run (equal at β = 0).",
@@ -595,34 +587,6 @@ def mean_cosine(class_means: np.ndarray) -> float:
         return float("nan")
     gram = unit @ unit.T  # (C', C')
     return float((gram.sum() - np.trace(gram)) / (count * (count - 1)))
-
-
-def _varies(trials: pd.DataFrame, column: str) -> bool:
-    return column in trials and trials[column].nunique() > 1
-
-
-def phase_axes(trials: pd.DataFrame) -> tuple[pd.DataFrame, str, str | None]:
-    """The phase diagram's y axis, and the categorical column it codes (None: y is τ).
-
-    β is the x axis. When τ varies, y is τ, and each (normalization, loss) gets a 2-D
-    boundary in (β, τ). Else y is a categorical column coded as numbers, one row per value:
-    normalization coded 0/1/2 when it varies (the CPU grids; one panel per loss), else the
-    loss coded 0/1 (the CIFAR-100 spec, all ball; one panel). A category is never
-    interpolated: each (normalization, loss) then gets a 1-D boundary in β on its row. Other
-    varied params are pooled, and each boundary names them (`PhaseBoundary.pooled`).
-
-    Returns:
-        The table with the coded column added, the y column, and the categorical column
-        that y codes (None when y is τ).
-    """
-    present = [column for column in CATEGORY_AXES if column in trials]
-    if _varies(trials, "loss.tau") or not present:
-        return trials, "loss.tau", None
-    column = next((column for column in present if _varies(trials, column)), present[0])
-    name, codes = CATEGORY_AXES[column]
-    table = trials.copy()
-    table[name] = table[column].map(codes).astype(float)
-    return table, name, column
 
 
 def claims_boundaries(

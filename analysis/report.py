@@ -64,6 +64,15 @@ ARTIFACT_PATH = "report"
 TABLE_METRICS: tuple[str, ...] = (*ORDER_PARAMETERS, "ncm_accuracy_test", "loss")
 """Metric columns of the report's trial table (all are in trials.csv)."""
 
+CATEGORY_AXES: dict[str, tuple[str, dict[str, float]]] = {
+    "normalization": (
+        "normalization (0 none, 1 ball, 2 sphere)",
+        {"none": 0.0, "ball": 1.0, "sphere": 2.0},
+    ),
+    "loss.name": ("loss (0 scl, 1 ucl)", {"scl": 0.0, "ucl": 1.0}),
+}
+"""Categorical columns drawn as the phase diagram's y axis: column -> (axis name, codes)."""
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
@@ -121,6 +130,34 @@ def estimate_boundaries(
         return [], f"no boundary estimated: {error}"
 
 
+def _varies(trials: pd.DataFrame, column: str) -> bool:
+    return column in trials and trials[column].nunique() > 1
+
+
+def phase_axes(trials: pd.DataFrame) -> tuple[pd.DataFrame, str, str | None]:
+    """The phase diagram's y axis, and the categorical column it codes (None: y is τ).
+
+    β is the x axis. When τ varies, y is τ, and each (normalization, loss) gets a 2-D
+    boundary in (β, τ). Else y is a categorical column coded as numbers, one row per value:
+    normalization coded 0/1/2 when it varies (the CPU grids; one panel per loss), else the
+    loss coded 0/1 (the CIFAR-100 spec, all ball; one panel). A category is never
+    interpolated: each (normalization, loss) then gets a 1-D boundary in β on its row. Other
+    varied params are pooled, and each boundary names them (`PhaseBoundary.pooled`).
+
+    Returns:
+        The table with the coded column added, the y column, and the categorical column
+        that y codes (None when y is τ).
+    """
+    present = [column for column in CATEGORY_AXES if column in trials]
+    if _varies(trials, "loss.tau") or not present:
+        return trials, "loss.tau", None
+    column = next((column for column in present if _varies(trials, column)), present[0])
+    name, codes = CATEGORY_AXES[column]
+    table = trials.copy()
+    table[name] = table[column].map(codes).astype(float)
+    return table, name, column
+
+
 def read_boundary_estimates(data: StudyData) -> list[dict[str, Any]]:
     """The boundary searcher's own estimates, when the study was a boundary search."""
     logged = read_json_artifact(data.tracking_uri, data.parent_run_id, BOUNDARY_SEARCH_ARTIFACT)
@@ -134,6 +171,7 @@ def study_figures(
     *,
     x: str = "loss.beta",
     y: str = "loss.tau",
+    rows: str | None = None,
 ) -> dict[str, Figure]:
     """Figures 1-7 of a study, keyed by their PNG file name.
 
@@ -143,6 +181,7 @@ def study_figures(
         boundaries: The boundary estimates for the phase diagram.
         x: Horizontal axis of the phase diagram (and the ordering of the lines).
         y: Vertical axis of the phase diagram.
+        rows: The categorical column that `y` codes (`phase_axes`), or None.
     """
     ordered = trials.sort_values(x) if x in trials else trials
     labels = trial_labels(ordered, varied_params(ordered, data.param_columns))
@@ -156,7 +195,12 @@ def study_figures(
         "fig5_within_class.png": plot_within_class(history, labels),
         "fig6_ncm_accuracy.png": plot_ncm_accuracy(history, labels),
         "fig7_phase_diagram.png": plot_phase_diagram(
-            trials, boundaries, x=x, y=y, search_estimates=read_boundary_estimates(data)
+            trials,
+            boundaries,
+            x=x,
+            y=y,
+            rows=rows,
+            search_estimates=read_boundary_estimates(data),
         ),
     }
 
@@ -335,7 +379,9 @@ def write_report(
         study_name: The study (experiment) name.
         out_dir: The report folder (created; files of the same names are replaced).
         x: Horizontal axis of the phase boundary.
-        y: Vertical axis of the phase boundary.
+        y: Vertical axis of the phase boundary. With the default axes (β, τ) and a τ that
+            does not vary, y codes a category instead (`phase_axes`), and each category
+            gets a 1-D boundary in β.
         log_to_mlflow: Also log the files under `report/` on the parent run.
 
     Raises:
@@ -344,8 +390,13 @@ def write_report(
     """
     data = load_study_data(tracking_uri, study_name)
     trials = add_order_parameters(data.trials)
-    boundaries, boundary_error = estimate_boundaries(trials, x, y, params=data.param_columns)
-    figures = study_figures(data, trials, boundaries, x=x, y=y)
+    table, rows = trials, None
+    if (x, y) == ("loss.beta", "loss.tau"):  # the default axes: as `phase_axes` chooses
+        table, y, rows = phase_axes(trials)
+    boundaries, boundary_error = estimate_boundaries(
+        table, x, None if rows else y, params=data.param_columns
+    )
+    figures = study_figures(data, table, boundaries, x=x, y=y, rows=rows)
     pngs = {name: (figure.get_suptitle(), _png(figure)) for name, figure in figures.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,10 +41,9 @@ from analysis.claims import (
     limits,
     loss_pairs,
     mean_cosine,
-    phase_axes,
 )
 from analysis.figures import BAND_LABEL, plot_phase_diagram
-from analysis.report import _boundary_json
+from analysis.report import _boundary_json, phase_axes
 from hcl_study.study.spec import load_study_spec
 from hcl_study.tracking import load_study
 

@@ -256,3 +256,47 @@ def test_reproduce_of_a_missing_spec_file_names_the_file(tmp_path: Path) -> None
     assert completed.returncode == EXIT_USER_ERROR
     assert "no spec file at specs/claims.yaml" in completed.stderr
     assert not (tmp_path / "studies").exists()
+
+
+def test_a_study_whose_tau_does_not_vary_gets_a_boundary_in_beta_per_normalization(
+    tmp_path: Path,
+) -> None:
+    """β × normalization at one τ (as the claims grids): `analyze` places 1-D boundaries in
+    β on the normalization rows, as `reproduce` does, instead of refusing a single τ."""
+    import numpy as np
+
+    from analysis.report import write_report
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    study = StudyRun.start_or_resume(
+        uri, "one-tau", {"name": "one-tau"}, artifact_location=(tmp_path / "art").as_uri()
+    )
+    betas = [0.0, 1.0, 2.0, 5.0, 10.0, 30.0]
+    for normalization in ("none", "sphere"):
+        for beta in betas:
+            nc = normalization == "sphere" and beta >= 5.0
+            params = {
+                "loss": {"beta": beta, "tau": 0.5, "name": "scl"},
+                "normalization": normalization,
+            }
+            trial = TrialRun.open(
+                uri, study.experiment_id, study.run_id, f"{normalization}-{beta:g}", params,
+                "one-tau",
+            )  # fmt: skip
+            trial.log_epoch(0, {"erank_means": 2.0 if nc else 1.0, "rank_bound": 2.0})
+            trial.log_final_artifacts(np.eye(3, 2)[None], np.ones((1, 2)))
+            trial.finish("finished", "NC" if nc else "DC")
+    study.finish("FINISHED")
+
+    report = write_report(uri, "one-tau", tmp_path / "report", log_to_mlflow=False)
+    boundaries = json.loads((tmp_path / "report" / BOUNDARY_FILE).read_text())
+    assert boundaries["error"] == ""
+    found = {b["category"]["normalization"]: b for b in boundaries["boundaries"]}
+    assert {b["axes"][0] for b in found.values()} == {"loss.beta"}
+    assert all(len(b["axes"]) == 1 for b in found.values())
+    assert found["none"]["status"] == "single_regime"
+    assert found["sphere"]["status"] == "ok"
+    [crossing] = found["sphere"]["level_set"]["contour"]
+    assert 2.0 < crossing[0][0] < 5.0
+    assert "normalization=sphere, loss.name=scl: placed from 6 trials" in " ".join(report.summary)
+    assert "normalization (0 none" not in pd.read_csv(tmp_path / "report" / TRIALS_FILE)

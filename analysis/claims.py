@@ -43,8 +43,8 @@ from analysis.report import (
     Report,
     _boundary_json,
     _png,
-    estimate_boundaries,
     phase_axes,
+    phase_boundaries,
     render_html,
     study_figures,
     summary_lines,
@@ -589,35 +589,17 @@ def mean_cosine(class_means: np.ndarray) -> float:
     return float((gram.sum() - np.trace(gram)) / (count * (count - 1)))
 
 
-def claims_boundaries(
-    table: pd.DataFrame, y: str, rows: str | None, params: Sequence[str]
-) -> tuple[list[PhaseBoundary], str]:
-    """The P(NC) = 1/2 boundaries on the axes of `phase_axes`, one per normalization and loss
-    (the default `by` of `estimate_phase_boundary`).
-
-    Args:
-        table: The table `phase_axes` returned.
-        y: Its y column.
-        rows: The categorical column y codes: 1-D boundaries in β; None: 2-D in (β, y).
-        params: The study's param columns (the boundaries name those they pool over).
-
-    Returns:
-        The boundaries, and "" or why none was estimated.
-    """
-    return estimate_boundaries(table, "loss.beta", None if rows else y, params=params)
-
-
 def claims_figures(
     data: Any, trials: pd.DataFrame
 ) -> tuple[dict[str, Any], list[PhaseBoundary], str]:
     """Figures 1-6 per loss (SCL and UCL apart) and one phase diagram of every trial.
 
     Returns:
-        File name -> Figure, the boundary estimates (`claims_boundaries`) and why none was
+        File name -> Figure, the boundary estimates (`phase_boundaries`) and why none was
         estimated ("" if some).
     """
     table, y, rows = phase_axes(trials)
-    boundaries, boundary_error = claims_boundaries(table, y, rows, data.param_columns)
+    boundaries, boundary_error = phase_boundaries(table, y, rows, data.param_columns)
     figures: dict[str, Any] = {}
     groups = _by_loss(table)
     for name, group in groups:

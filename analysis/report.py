@@ -158,6 +158,24 @@ def phase_axes(trials: pd.DataFrame) -> tuple[pd.DataFrame, str, str | None]:
     return table, name, column
 
 
+def phase_boundaries(
+    table: pd.DataFrame, y: str, rows: str | None, params: Sequence[str]
+) -> tuple[list[PhaseBoundary], str]:
+    """The P(NC) = 1/2 boundaries on the axes of `phase_axes`, one per normalization and loss
+    (the default `by` of `estimate_phase_boundary`).
+
+    Args:
+        table: The table `phase_axes` returned.
+        y: Its y column.
+        rows: The categorical column y codes: 1-D boundaries in β; None: 2-D in (β, y).
+        params: The study's param columns (the boundaries name those they pool over).
+
+    Returns:
+        The boundaries, and "" or why none was estimated.
+    """
+    return estimate_boundaries(table, "loss.beta", None if rows else y, params=params)
+
+
 def read_boundary_estimates(data: StudyData) -> list[dict[str, Any]]:
     """The boundary searcher's own estimates, when the study was a boundary search."""
     logged = read_json_artifact(data.tracking_uri, data.parent_run_id, BOUNDARY_SEARCH_ARTIFACT)
@@ -393,9 +411,9 @@ def write_report(
     table, rows = trials, None
     if (x, y) == ("loss.beta", "loss.tau"):  # the default axes: as `phase_axes` chooses
         table, y, rows = phase_axes(trials)
-    boundaries, boundary_error = estimate_boundaries(
-        table, x, None if rows else y, params=data.param_columns
-    )
+        boundaries, boundary_error = phase_boundaries(table, y, rows, data.param_columns)
+    else:
+        boundaries, boundary_error = estimate_boundaries(trials, x, y, params=data.param_columns)
     figures = study_figures(data, table, boundaries, x=x, y=y, rows=rows)
     pngs = {name: (figure.get_suptitle(), _png(figure)) for name, figure in figures.items()}
     out = Path(out_dir)

@@ -35,7 +35,6 @@ from analysis.claims import (
     check_loss_bound,
     check_nc_with_hard_negatives,
     check_no_nc_without_normalization,
-    claims_boundaries,
     claims_table,
     evaluate_claims,
     limits,
@@ -43,7 +42,7 @@ from analysis.claims import (
     mean_cosine,
 )
 from analysis.figures import BAND_LABEL, plot_phase_diagram
-from analysis.report import _boundary_json, phase_axes
+from analysis.report import _boundary_json, phase_axes, phase_boundaries
 from hcl_study.study.spec import load_study_spec
 from hcl_study.tracking import load_study
 
@@ -418,7 +417,7 @@ def test_categorical_normalization_gets_a_1d_boundary_in_beta_per_value(
     normalization_grid: pd.DataFrame,
 ) -> None:
     table, y, rows = phase_axes(normalization_grid)
-    boundaries, error = claims_boundaries(table, y, rows, PARAMS)
+    boundaries, error = phase_boundaries(table, y, rows, PARAMS)
     assert error == ""
     by_norm = {b.category["normalization"]: b for b in boundaries}
     assert set(by_norm) == set(NORMALIZATIONS) and len(boundaries) == 3
@@ -448,7 +447,7 @@ def test_claims_boundaries_name_the_params_they_pool_over(
     normalization_grid: pd.DataFrame,
 ) -> None:
     grid = normalization_grid.assign(**{"optimizer.lr": [1e-3, 1e-2] * 7 + [1e-3]})
-    boundaries, _ = claims_boundaries(*phase_axes(grid), (*PARAMS, "optimizer.lr"))
+    boundaries, _ = phase_boundaries(*phase_axes(grid), (*PARAMS, "optimizer.lr"))
     assert [b.pooled for b in boundaries] == [("optimizer.lr",)] * 3
 
 
@@ -456,7 +455,7 @@ def test_claims_phase_diagram_draws_each_boundary_on_its_row_only(
     normalization_grid: pd.DataFrame,
 ) -> None:
     table, y, rows = phase_axes(normalization_grid)
-    boundaries, _ = claims_boundaries(table, y, rows, PARAMS)
+    boundaries, _ = phase_boundaries(table, y, rows, PARAMS)
     figure = plot_phase_diagram(table, boundaries, x="loss.beta", y=y, rows=rows)
     (axes,) = figure.axes
     assert axes.get_title() == "loss.name=scl" and axes.get_ylabel() == "normalization"

@@ -70,6 +70,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class RunSeeds:
+    """The seeds of one run's three random streams, derived from its `seed`.
+
+    Run `seed` uses 3·seed, 3·seed + 1 and 3·seed + 2, so no two runs share a stream (with
+    `seed`, `seed + 1`, `seed + 2`, the shuffling of run 0 would replay the initialization of
+    run 1 and the loss sampling of run 2), and seed 0 keeps the streams 0, 1, 2 it always had.
+    Distinct seeds give unrelated streams: MT19937 (CPU) scrambles its seed at
+    initialization, Philox (CUDA) takes it as its key.
+    """
+
+    init: int  # the global generators: model initialization, augmentations
+    shuffle: int  # batch order
+    loss: int  # the loss's sampling
+
+    @classmethod
+    def derive(cls, seed: int) -> RunSeeds:
+        return cls(init=3 * seed, shuffle=3 * seed + 1, loss=3 * seed + 2)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -90,12 +110,13 @@ class Trainer:
         # The thread count splits CPU reductions differently, so it would otherwise make the
         # same seed give other metrics on another machine (Ray sets it from the trial's CPUs).
         torch.set_num_threads(config.cpu_threads)
-        seed_everything(config.seed)
+        seeds = RunSeeds.derive(config.seed)
+        seed_everything(seeds.init)
         self.data = data if data is not None else load_dataset(config.data)
         self.model = build_model(config, self.data.input_shape).to(self.device)
         self.optimizer = _build_optimizer(config, self.model.parameters())
-        self.shuffle_rng = torch.Generator().manual_seed(config.seed + 1)
-        self.loss_rng = torch.Generator(device=self.device).manual_seed(config.seed + 2)
+        self.shuffle_rng = torch.Generator().manual_seed(seeds.shuffle)
+        self.loss_rng = torch.Generator(device=self.device).manual_seed(seeds.loss)
         self.epoch = 0
         self._train_tensors = _device_tensors(self.data.train, self.device)
 

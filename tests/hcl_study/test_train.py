@@ -82,6 +82,22 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not() -> None:
     assert not np.array_equal(other[-1].class_means, first[-1].class_means)
 
 
+def test_neighbouring_seeds_share_no_random_stream() -> None:
+    """Replicates with seeds 0, 1, 2, … must be independent: no generator of one run may start
+    where a generator of another starts (offsets `seed + 1` would give run 0's shuffling the
+    stream of run 1's initialization)."""
+    starts = []
+    for seed in range(4):
+        trainer = Trainer(small_config(seed=seed))
+        starts += [
+            torch.initial_seed(),
+            trainer.shuffle_rng.initial_seed(),
+            trainer.loss_rng.initial_seed(),
+        ]
+    assert len(set(starts)) == len(starts) == 12
+    assert starts[:3] == [0, 1, 2], "seed 0 keeps its streams, so its published runs stand"
+
+
 def test_cpu_threads_fix_the_results_whatever_the_process_had() -> None:
     """CPU float sums depend on the thread count (Ray sets it from a trial's CPUs, a plain
     process takes every core), so the config fixes it: the same config gives the same run."""

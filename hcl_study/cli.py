@@ -154,10 +154,20 @@ def train(
             f"--out: {out} holds a run already ({', '.join(held)}); continue it with --resume, "
             "replace it with --overwrite, or give another --out."
         )
-    if resuming:
-        _require_same_run(out, train_config)
-    trainer = _new_trainer(train_config)
     outputs = RunOutputs(out)
+    diverged = outputs.diverged_epoch() if resume else None
+    if resuming or diverged is not None:
+        _require_same_run(out, train_config)
+    if diverged is not None:
+        console.print(
+            f"Nothing to do: the run in {out} diverged in epoch {diverged + 1} (non-finite "
+            "values), and with the same config and seed it would diverge there again. Start it "
+            "over with other settings (e.g. a smaller optimizer.lr) and --overwrite, or in "
+            "another --out.",
+            soft_wrap=True,
+        )
+        return
+    trainer = _new_trainer(train_config)
     total = train_config.epochs
     if resuming:
         _restore(trainer, out, total)
@@ -185,7 +195,7 @@ def train(
             )
         ) from None
     outputs.flush()
-    _print_train_summary(results, out, total)
+    _print_train_summary(results, out, total, saved[0])
 
 
 def _train_with_progress(
@@ -215,7 +225,8 @@ def _train_with_progress(
 
         def on_epoch(result: Any) -> None:
             outputs.append(result)
-            if trainer.epoch % checkpoint_every == 0 or trainer.epoch == total:
+            due = trainer.epoch % checkpoint_every == 0 or trainer.epoch == total
+            if due and not result.diverged:  # the checkpoint keeps the last finite state
                 outputs.flush()  # first: a checkpoint must never be ahead of the arrays
                 trainer.save(out)
                 saved[0] = trainer.epoch
@@ -284,7 +295,7 @@ def _load_train_config(config: Path | None, assignments: list[str]) -> TrainConf
     return parse_train_config(raw, source=source)
 
 
-def _print_train_summary(results: list[Any], out: Path, total: int) -> None:
+def _print_train_summary(results: list[Any], out: Path, total: int, checkpoint_epoch: int) -> None:
     def say(text: str) -> None:
         console.print(text, soft_wrap=True, highlight=False)
 
@@ -303,9 +314,14 @@ def _print_train_summary(results: list[Any], out: Path, total: int) -> None:
             f"etf_distance {m['etf_distance']:.3f} · dc_count {m['dc_count']:.0f} · "
             f"NCM test {m['ncm_accuracy_test']:.3f}"
         )
+    checkpoint = (
+        f"checkpoint.pt (after epoch {checkpoint_epoch})"
+        if checkpoint_epoch
+        else "no checkpoint.pt (none was due before the divergence)"
+    )
     say(
-        f"Wrote {out.resolve()}/: metrics.jsonl, class_means.npy, spectrum.npy, checkpoint.pt, "
-        "config.yaml"
+        f"Wrote {out.resolve()}/: metrics.jsonl, class_means.npy, spectrum.npy, config.yaml, "
+        f"{checkpoint}"
     )
 
 

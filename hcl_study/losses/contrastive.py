@@ -257,6 +257,10 @@ def _sampled_pair_losses(
         Loss of each pair, shape (P,).
     """
     weights = log_weights.exp()  # (B, B)
+    if not torch.isfinite(weights).all():
+        # Overflowing similarities (diverging features) give NaN weights, which `multinomial`
+        # refuses; the loss is then NaN, as the `reweight` estimator's is, and not an error.
+        return logits[anchors, positives] + math.nan
     chunk_size = max(1, _MAX_CHUNK_ELEMENTS // max(num_negatives, logits.shape[1]))
     log_negative_terms = []
     for chunk_anchors in anchors.split(chunk_size):  # (P_c,)

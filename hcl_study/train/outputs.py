@@ -15,7 +15,7 @@ import numpy as np
 
 from hcl_study.errors import UserError
 from hcl_study.train.checkpoint import CHECKPOINT_FILE
-from hcl_study.train.trainer import EpochResult
+from hcl_study.train.trainer import DIVERGED, EpochResult
 
 METRICS_FILE = "metrics.jsonl"
 CLASS_MEANS_FILE = "class_means.npy"
@@ -77,6 +77,18 @@ class RunOutputs:
                 raise _damaged(path, epochs, f"it holds {len(arrays)} epochs")
             store.clear()
             store.extend(arrays[:epochs])
+
+    def diverged_epoch(self) -> int | None:
+        """The epoch in which the run in the folder diverged, or None (also without a run)."""
+        lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:  # a half-written line of a hard kill
+                continue
+            if isinstance(record, dict) and record.get("regime") == DIVERGED:
+                return int(record["epoch"])
+        return None
 
     def _metrics_lines(self, epochs: int) -> list[str]:
         """The lines of the first `epochs` epochs; a half-written last line (a hard kill while

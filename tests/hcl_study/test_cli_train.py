@@ -270,3 +270,46 @@ def test_an_interrupt_before_the_first_checkpoint_says_to_start_again(
     message = " ".join(stopped.output.split())
     assert "training stopped after 1 of 4 epochs; no checkpoint was written yet" in message
     assert message.endswith(f"--out {out} --overwrite")
+
+
+@pytest.mark.parametrize(("lr", "diverged_epoch", "checkpoint_epoch"), [(2.0, 1, 0), (0.6, 2, 1)])
+def test_a_diverged_run_keeps_its_last_finite_checkpoint_and_is_not_resumed(
+    tmp_path: Path, small_config: Path, lr: float, diverged_epoch: int, checkpoint_epoch: int
+) -> None:
+    """SGD at these rates without normalization diverges in epoch 1 or 2 (of 4). The
+    checkpoint holds the last finite state (none before epoch 1), the summary says which, and
+    `--resume`, which would diverge at the same epoch again, leaves the run as it is."""
+    import torch
+
+    from hcl_study.train.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    settings = ("epochs=4", "normalization=none", "optimizer.name=sgd", f"optimizer.lr={lr}")
+    common = ("train", "--config", str(small_config), "--out", str(out), "--checkpoint-every", "1")
+    common += tuple(option for setting in settings for option in ("--set", setting))
+
+    result = invoke(*common)
+
+    assert result.exit_code == 0, result.output
+    message = " ".join(result.output.split())
+    assert f"Diverged in epoch {diverged_epoch} of 4" in message
+    records = read_metrics(out)
+    assert [record["regime"] for record in records][-1] == "diverged"
+    assert len(records) == diverged_epoch
+    assert len(np.load(out / "class_means.npy")) == diverged_epoch
+    if checkpoint_epoch:
+        assert f"checkpoint.pt (after epoch {checkpoint_epoch})" in message
+        state = load_checkpoint(out)
+        assert state["epoch"] == checkpoint_epoch
+        assert all(torch.isfinite(value).all() for value in state["model"].values())
+    else:
+        assert "no checkpoint.pt" in message
+        assert not (out / "checkpoint.pt").exists()
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    resumed = invoke(*common, "--resume")
+
+    assert resumed.exit_code == 0, resumed.output
+    message = " ".join(resumed.output.split())
+    assert f"Nothing to do: the run in {out} diverged in epoch {diverged_epoch}" in message
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before

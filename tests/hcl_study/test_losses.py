@@ -368,6 +368,24 @@ def test_large_unnormalized_features_stay_finite(loss: str, estimator: str) -> N
     torch.testing.assert_close(value.double(), in_float64, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_overflowing_similarities_give_a_nan_loss_not_an_error(loss: str, estimator: str) -> None:
+    """Finite features whose similarities overflow float32 (a diverging run): both estimators
+    return NaN, still connected to z, where drawing from the NaN weights would raise."""
+    generator = torch.Generator().manual_seed(3)
+    z = (1e20 * torch.randn(12, 4, generator=generator)).requires_grad_()  # (B, d), finite
+    labels = torch.randint(0, 3, (12,), generator=generator)
+    assert torch.isfinite(z).all() and torch.isinf(z @ z.T).any()
+
+    value = contrastive_loss(
+        z, labels, loss=loss, beta=2.0, estimator=estimator, generator=generator
+    )
+
+    assert torch.isnan(value)
+    assert value.requires_grad
+
+
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize(
     ("loss", "labels", "self_positive"),

@@ -246,6 +246,20 @@ def test_nan_weights_diverge_without_raising_with_the_sampling_estimator() -> No
     assert trainer.epoch == 2
 
 
+def test_overflowing_features_diverge_without_raising_with_the_sampling_estimator() -> None:
+    """SGD at lr 1000 without normalization: the features stay finite for a step but their
+    similarities overflow, so the weights the negatives are drawn from are NaN."""
+    config = small_config(
+        epochs=3,
+        normalization="none",
+        **{"loss.estimator": "sample", "optimizer.name": "sgd", "optimizer.lr": 1000.0},
+    )
+
+    results = train(config)
+
+    assert [(r.epoch, r.regime) for r in results] == [(0, DIVERGED)]
+
+
 @pytest.mark.parametrize("beta", [0.0, 5.0])
 def test_epoch_metrics_are_complete_and_respect_the_hardness_bound(beta: float) -> None:
     results = train(small_config(**{"loss.beta": beta}))

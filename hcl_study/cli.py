@@ -41,12 +41,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+FLAG = ""  # the metavar of a flag: typer would show `<bool>`, as if it took a value
 
 
 VerboseOption = Annotated[
     bool,
     typer.Option(
         "--verbose",
+        metavar=FLAG,
         help="Also show the libraries' logs (Ray, Tune, MLflow at INFO), the trials' own "
         "output and failed trials' tracebacks, besides the line per ended trial.",
     ),
@@ -123,12 +125,16 @@ def train(
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt if it exists.")
+        bool,
+        typer.Option(
+            "--resume", metavar=FLAG, help="Continue from OUT/checkpoint.pt if it exists."
+        ),
     ] = False,
     overwrite: Annotated[
         bool,
         typer.Option(
             "--overwrite",
+            metavar=FLAG,
             help="Replace the run already in OUT (without it or --resume, such an OUT is refused).",
         ),
     ] = False,
@@ -430,6 +436,7 @@ def resume(
         bool,
         typer.Option(
             "--retry-failed",
+            metavar=FLAG,
             help="Also run the trials that failed (used up max_failures, e.g. while a node or "
             "the tracking server was down) again, from their last checkpoints, in their MLflow "
             "runs.",

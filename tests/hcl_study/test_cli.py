@@ -33,3 +33,23 @@ def test_errors_print_one_paragraph_and_exit_with_their_code(
     output = capsys.readouterr()
     assert output.out == "" and output.err.startswith(printed)
     assert len(output.err.strip().splitlines()) == 1
+
+
+def test_help_shows_flags_without_a_value() -> None:
+    """A flag takes no value, so `--help` shows none after it (typer's default `<bool>` reads
+    as if `--resume true` were the usage)."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from hcl_study.cli import app
+
+    group = get_command(app)  # typer's own click: its classes are not `click`'s
+    flags_seen = 0
+    for name, command in group.commands.items():
+        output = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).output
+        for param in command.params:
+            if getattr(param, "is_flag", False) and "--help" not in param.opts:
+                (line,) = [line for line in output.splitlines() if f" {param.opts[0]} " in line]
+                assert "<bool>" not in line, line
+                flags_seen += 1
+    assert flags_seen == 6  # train --resume/--overwrite, resume --retry-failed, 3 × --verbose

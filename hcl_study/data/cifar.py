@@ -153,11 +153,14 @@ def read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarr
             f"data.root: '{path}' holds {data.dtype} data of shape {data.shape} and labels of "
             f"shape {labels.shape}; expected (N, 3072) uint8 and N labels."
         )
-    if len(labels) and (
-        not np.issubdtype(labels.dtype, np.integer)
-        or labels.min() < 0
-        or labels.max() >= num_classes
-    ):
+    if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+        # No min()/max() here: they fail on None or bytes labels.
+        raise DataError(
+            f"data.root: '{path}' holds labels of type {labels.dtype} (the first: "
+            f"{labels[:3].tolist()!r}); a {num_classes}-class batch has integer labels 0 to "
+            f"{num_classes - 1}."
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(
             f"data.root: '{path}' holds labels from {labels.min()} to {labels.max()}; a "
             f"{num_classes}-class batch has integer labels 0 to {num_classes - 1}."

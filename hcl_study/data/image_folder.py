@@ -55,7 +55,7 @@ class _VisibleImageFolder(ImageFolder):
     """`ImageFolder` without hidden class folders and files."""
 
     def __init__(self, root: str) -> None:
-        super().__init__(root, is_valid_file=_is_visible_image)
+        super().__init__(root, is_valid_file=lambda path: _is_visible_image(path, root))
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
         classes = sorted(
@@ -68,8 +68,16 @@ class _VisibleImageFolder(ImageFolder):
         return classes, {name: index for index, name in enumerate(classes)}
 
 
-def _is_visible_image(path: str) -> bool:
-    return not Path(path).name.startswith(".") and has_file_allowed_extension(path, IMG_EXTENSIONS)
+def _is_visible_image(path: str, root: str) -> bool:
+    """An image file, hidden neither itself nor in a hidden folder below `root`.
+
+    torchvision walks class folders recursively, so `class/.ipynb_checkpoints/x.png`
+    must be refused for its folder, not only `class/._x.png` for its name.
+    """
+    below_root = Path(path).relative_to(root).parts
+    return not any(part.startswith(".") for part in below_root) and has_file_allowed_extension(
+        path, IMG_EXTENSIONS
+    )
 
 
 def scan_tree(root: str, field: str) -> tuple[list[Sample], list[str]]:

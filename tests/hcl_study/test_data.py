@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,9 @@ import pytest
 import torch
 from fake_datasets import fake_cifar_train_labels, write_fake_cifar, write_fake_image_folder
 from PIL import Image
+from sklearn.datasets import load_digits as sklearn_load_digits
 from torch.utils.data import TensorDataset
+from torchvision import transforms
 
 from hcl_study.config import (
     CifarData,
@@ -20,7 +25,7 @@ from hcl_study.config import (
     LatentClassData,
     TrainConfig,
 )
-from hcl_study.data import DataBundle, load_dataset
+from hcl_study.data import DataBundle, check_data_available, load_dataset
 from hcl_study.data.cifar import LAYOUTS, read_batch
 from hcl_study.data.transforms import (
     CIFAR10_MEAN,
@@ -28,6 +33,7 @@ from hcl_study.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     plain_transform,
+    simclr_transform,
 )
 from hcl_study.errors import DataError
 
@@ -90,6 +96,36 @@ def test_latent_class_train_and_test_share_class_means() -> None:
     assert (train_means - test_means).abs().max().item() < 0.3
 
 
+def test_latent_class_follows_the_documented_draws_from_one_generator() -> None:
+    """mu = N(0, sigma_mu^2) (C, D), then per split a shuffled balanced label vector and
+    N(0, sigma^2) noise, all from `default_rng(seed)` in that order, train before test: a
+    given seed names the same data set in every run and version."""
+    config = LatentClassData(
+        num_classes=5, input_dim=4, num_train=103, num_test=20, class_spread=2.0, noise=0.5
+    )
+    bundle = load_dataset(config)
+    rng = np.random.default_rng(config.seed)
+    means = rng.normal(0.0, 2.0, size=(5, 4))  # (C, D)
+    for split, size in ((bundle.train, 103), (bundle.test, 20)):
+        counts = [size // 5 + (label < size % 5) for label in range(5)]
+        labels = rng.permutation(np.repeat(np.arange(5), counts))  # (N,)
+        x = means[labels] + rng.normal(0.0, 0.5, size=(size, 4))  # (N, D)
+        assert torch.equal(split.tensors[1], torch.from_numpy(labels))
+        assert torch.allclose(split.tensors[0], torch.from_numpy(x).float())
+
+
+def test_latent_class_labels_are_shuffled_and_test_rows_are_new_draws() -> None:
+    config = LatentClassData(num_classes=5, input_dim=4, num_train=100, num_test=100, seed=0)
+    bundle = load_dataset(config)
+    x, y = bundle.train.tensors
+    x_test, y_test = bundle.test.tensors
+
+    assert torch.unique(y[:20]).numel() > 1, "sorted labels would start with 20 zeros"
+    assert torch.unique(y_test[:20]).numel() > 1
+    shared_rows = (x_test[:, None, :] == x[None, :, :]).all(dim=2)  # (100, 100)
+    assert not shared_rows.any()
+
+
 # --- digits -------------------------------------------------------------------------------
 
 
@@ -124,6 +160,28 @@ def test_digits_split_depends_on_seed() -> None:
 
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
+
+
+def test_digits_test_fraction_is_honoured() -> None:
+    bundle = load_dataset(DigitsData(test_fraction=0.1, seed=0))
+
+    assert len(bundle.test) == 180  # ceil(0.1 * 1797)
+    assert len(bundle.train) == 1617
+
+
+def test_digits_test_set_is_standardized_with_the_training_statistics() -> None:
+    """One affine map per pixel for both splits, so a pixel's standardized values take as
+    many distinct values as its raw intensities (0..16) do; standardizing the test split
+    with its own mean would shift its values off the training ones."""
+    raw, _ = sklearn_load_digits(return_X_y=True)  # (1797, 64)
+    bundle = load_dataset(DigitsData(seed=0))
+    x, x_test = bundle.train.tensors[0], bundle.test.tensors[0]
+    informative = (x.std(dim=0) > 0).nonzero().flatten().tolist()
+
+    assert len(informative) >= 60
+    for column in informative:
+        values = torch.cat([x[:, column], x_test[:, column]]).numpy()
+        assert len(np.unique(values.round(4))) == len(np.unique(raw[:, column])), column
 
 
 # --- cifar --------------------------------------------------------------------------------
@@ -185,15 +243,18 @@ def test_cifar_images_and_labels_equal_torchvisions(
         (np.zeros((2, 3072), dtype=np.uint8), [0, 10], "labels from 0 to 10"),
         (np.zeros((2, 3072), dtype=np.uint8), [-1, 3], "labels from -1 to 3"),
         (np.zeros((2, 3072), dtype=np.uint8), [0.0, 1.5], "integer labels 0 to 9"),
+        (np.zeros((2, 3072), dtype=np.uint8), [0, None], "type object (the first: [0, None])"),
+        (np.zeros((2, 3072), dtype=np.uint8), [b"cat", b"dog"], "[b'cat', b'dog']); a 10-class"),
         (np.zeros((2, 3072), dtype=np.uint8), [0], "labels of shape (1,); expected (N, 3072)"),
         (np.zeros((2, 100), dtype=np.uint8), [0, 1], "shape (2, 100)"),
         (np.zeros((2, 6144), dtype=np.uint8), [0, 1], "shape (2, 6144)"),
     ],
 )
 def test_cifar_batch_with_other_data_or_labels_is_a_data_error(
-    tmp_path: Path, data: np.ndarray, labels: list[float], expected: str
+    tmp_path: Path, data: np.ndarray, labels: list[object], expected: str
 ) -> None:
-    """Such a batch used to be cast to uint8 (wrapping values) or fail inside training."""
+    """Such a batch used to be cast to uint8 (wrapping values) or fail inside training;
+    None or bytes labels crashed with a TypeError while the message was being built."""
     root = write_fake_cifar(tmp_path, "cifar10", python2=False)
     (root / "data_batch_2").write_bytes(pickle.dumps({b"data": data, b"labels": labels}))
     with pytest.raises(DataError, match="data_batch_2") as caught:
@@ -260,6 +321,87 @@ def test_cifar_corrupt_batch_is_a_data_error(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="test_batch"):
         load_dataset(CifarData(name="cifar10", root=str(root)))
+
+
+def test_cifar10_test_batch_with_label_10_is_refused(tmp_path: Path) -> None:
+    root = write_fake_cifar(tmp_path, "cifar10", python2=False)
+    batch = {b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0, 10]}
+    (root / "test_batch").write_bytes(pickle.dumps(batch))
+
+    with pytest.raises(DataError, match="test_batch' holds labels from 0 to 10"):
+        load_dataset(CifarData(name="cifar10", root=str(root)))
+
+
+def test_cifar_partial_root_names_every_missing_file(tmp_path: Path) -> None:
+    root = write_fake_cifar(tmp_path, "cifar10")
+    (root / "data_batch_2").unlink()
+    (root / "data_batch_4").unlink()
+
+    with pytest.raises(DataError, match="missing data_batch_2, data_batch_4\\."):
+        load_dataset(CifarData(name="cifar10", root=str(root)))
+
+
+@pytest.mark.parametrize("content", ["no_label_key", "empty_file", "truncated", "a_list"])
+def test_unreadable_cifar_batch_is_a_data_error_naming_the_file(
+    tmp_path: Path, content: str
+) -> None:
+    """KeyError, EOFError, UnpicklingError and TypeError while reading are DataErrors."""
+    root = write_fake_cifar(tmp_path, "cifar10")
+    path = root / "data_batch_3"
+    if content == "no_label_key":
+        path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), dtype=np.uint8)}))
+    elif content == "empty_file":
+        path.write_bytes(b"")
+    elif content == "truncated":
+        path.write_bytes(path.read_bytes()[:50])
+    else:
+        path.write_bytes(pickle.dumps([1, 2]))
+
+    with pytest.raises(DataError, match=re.escape(f"'{path}' is not a readable CIFAR batch")):
+        load_dataset(CifarData(name="cifar10", root=str(root)))
+
+
+# Published per-channel (R, G, B) statistics of the training images.
+PUBLISHED_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_is_normalized_with_the_published_channel_statistics(
+    tmp_path: Path, name: str
+) -> None:
+    """A first training image of red 255, green 0, blue 128 (planes in R, G, B order)."""
+    root = write_fake_cifar(tmp_path, name, num_train=5, num_test=5, python2=False)
+    data = np.zeros((1, 3072), dtype=np.uint8)
+    data[0, :1024], data[0, 2048:] = 255, 128
+    label_key = LAYOUTS[name].label_key
+    first_file = "data_batch_1" if name == "cifar10" else "train"
+    (root / first_file).write_bytes(pickle.dumps({b"data": data, label_key: [3]}))
+    bundle = load_dataset(CifarData(name=name, root=str(root), augment=True))
+    mean, std = PUBLISHED_STATS[name]
+
+    expected = (torch.tensor([255.0, 0.0, 128.0]) / 255 - torch.tensor(mean)) / torch.tensor(std)
+    image = bundle.train_eval[0][0]  # (3, 32, 32)
+    assert torch.allclose(image, expected.view(3, 1, 1).expand(3, 32, 32), atol=1e-5)
+    normalize = bundle.train.transform.transforms[-1]
+    assert isinstance(normalize, transforms.Normalize)
+    assert tuple(normalize.mean) == mean and tuple(normalize.std) == std
+
+
+def test_cifar_subset_applies_to_the_augmented_training_set(tmp_path: Path) -> None:
+    root = write_fake_cifar(tmp_path, "cifar10", num_train=20)
+    bundle = load_dataset(CifarData(name="cifar10", root=str(root), subset=7, augment=True))
+
+    assert len(bundle.train) == 7 and len(bundle.train_eval) == 7
+    assert [bundle.train[index][1].item() for index in range(7)] == list(range(7))
+
+
+def test_check_data_available_reports_a_missing_cifar_copy(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DataError, match=re.escape(f"data.root: CIFAR-100 folder '{missing}'")):
+        check_data_available(CifarData(name="cifar100", root=str(missing)))
 
 
 def _raw_cifar10_image(root: Path, index: int) -> Image.Image:
@@ -444,6 +586,181 @@ def test_image_folder_augmentation_and_plain_train_eval(tmp_path: Path) -> None:
     assert bundle.train[0][1].item() == label
 
 
+def test_images_in_hidden_sub_folders_of_a_class_are_not_samples(tmp_path: Path) -> None:
+    """torchvision walks class folders recursively: `class_0/.ipynb_checkpoints/*.png`
+    were samples. Visible sub-folders still count, as in torchvision."""
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=4)
+    (root / "class_0" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(
+        root / "class_0" / "img_0.png",
+        root / "class_0" / ".ipynb_checkpoints" / "img_0-checkpoint.png",
+    )
+    (root / "class_1" / "more").mkdir()
+    shutil.copy(root / "class_1" / "img_0.png", root / "class_1" / "more" / "img_9.png")
+    bundle = _image_folder(root)
+    paths = sorted(path for path, _ in bundle.train_eval.samples + bundle.test.samples)
+
+    assert len(paths) == 9
+    assert str(root / "class_1" / "more" / "img_9.png") in paths
+    assert not [path for path in paths if "ipynb" in path]
+
+
+def test_image_folder_skips_non_image_files(tmp_path: Path) -> None:
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=4)
+    (root / "class_1" / "notes.txt").write_text("taken on 2024-05-01\n")
+    bundle = _image_folder(root)
+    paths = [path for path, _ in bundle.train_eval.samples + bundle.test.samples]
+
+    assert len(paths) == 8
+    assert all(path.endswith(".png") for path in paths)
+
+
+def test_image_folder_test_images_get_the_plain_transform(tmp_path: Path) -> None:
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=5)
+    bundle = _image_folder(root, augment=True)
+    path, _ = bundle.test.samples[0]
+    with Image.open(path) as image:
+        expected = plain_transform(IMAGENET_MEAN, IMAGENET_STD, 16)(image.convert("RGB"))
+
+    torch.manual_seed(0)
+    assert torch.equal(bundle.test[0][0], expected)
+    assert torch.equal(bundle.test[0][0], expected)
+
+
+def test_grayscale_and_rgba_images_load_as_rgb(tmp_path: Path) -> None:
+    """Grey 200 becomes (200, 200, 200); RGBA (255, 0, 128, 50) drops its alpha. Both are
+    normalized with the published ImageNet statistics."""
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=4)
+    Image.fromarray(np.full((10, 12), 200, dtype=np.uint8)).save(root / "class_0" / "img_0.png")
+    rgba = np.tile(np.array([255, 0, 128, 50], dtype=np.uint8), (10, 12, 1))  # (H, W, 4)
+    Image.fromarray(rgba).save(root / "class_0" / "img_1.png")
+    bundle = _image_folder(root, test_root=str(root))
+    indices = {path: index for index, (path, _) in enumerate(bundle.test.samples)}
+    imagenet_mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    imagenet_std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+    for name, pixel in (("img_0.png", [200.0] * 3), ("img_1.png", [255.0, 0.0, 128.0])):
+        image = bundle.test[indices[str(root / "class_0" / name)]][0]  # (3, 16, 16)
+        expected = (torch.tensor(pixel).view(3, 1, 1) / 255 - imagenet_mean) / imagenet_std
+        assert image.shape == (3, 16, 16)
+        assert torch.allclose(image, expected.expand(3, 16, 16), atol=1e-5), name
+
+
+def test_image_folder_classes_are_numbered_in_sorted_order(tmp_path: Path) -> None:
+    names = ["zebra", "apple", "mango", "kiwi", "banana", "cherry"]
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=6, images_per_class=3)
+    for index, name in enumerate(names):
+        (root / f"class_{index}").rename(root / name)
+    bundle = _image_folder(root, num_classes=6, test_root=str(root))
+
+    labels = {Path(path).parent.name: label for path, label in bundle.test.samples}
+    assert labels == {"apple": 0, "banana": 1, "cherry": 2, "kiwi": 3, "mango": 4, "zebra": 5}
+
+
+def test_image_folder_split_depends_on_the_seed(tmp_path: Path) -> None:
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=3, images_per_class=10)
+
+    def test_paths(seed: int) -> set[str]:
+        return {path for path, _ in _image_folder(root, num_classes=3, seed=seed).test.samples}
+
+    assert test_paths(0) == test_paths(0)
+    assert test_paths(0) != test_paths(1)
+    assert len(test_paths(1)) == 6
+
+
+def test_missing_test_root_is_named_in_the_error(tmp_path: Path) -> None:
+    root = write_fake_image_folder(tmp_path / "train", num_classes=2)
+    missing = tmp_path / "val"
+
+    with pytest.raises(DataError, match=re.escape(f"data.test_root: image folder '{missing}'")):
+        _image_folder(root, test_root=str(missing))
+
+
+def test_image_folder_with_one_class_needs_at_least_two(tmp_path: Path) -> None:
+    root = write_fake_image_folder(tmp_path / "tree", num_classes=1)
+
+    with pytest.raises(DataError, match="has 1 class folder; contrastive classes need at least 2"):
+        _image_folder(root, num_classes=2)
+
+
+def test_image_folder_root_under_home_is_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_fake_image_folder(tmp_path / "tree", num_classes=2, images_per_class=4)
+    bundle = _image_folder(Path("~/tree"))
+
+    assert len(bundle.train) + len(bundle.test) == 8
+    assert bundle.test.samples[0][0].startswith(str(tmp_path / "tree"))
+
+
+@pytest.mark.parametrize(
+    ("num_classes", "listed"),
+    [
+        (6, "'class_1', 'class_2', 'class_3', 'class_4', 'class_5'. "),
+        (7, "'class_1', 'class_2', 'class_3', 'class_4', 'class_5' and 1 more. "),
+    ],
+)
+def test_class_mismatch_lists_five_names_then_counts(
+    tmp_path: Path, num_classes: int, listed: str
+) -> None:
+    root = write_fake_image_folder(tmp_path / "train", num_classes=num_classes)
+    test_root = write_fake_image_folder(tmp_path / "val", num_classes=1)
+
+    with pytest.raises(DataError) as caught:
+        _image_folder(root, num_classes=num_classes, test_root=str(test_root))
+    assert f"only in data.root: {listed}" in str(caught.value)
+
+
+def test_check_data_available_reports_a_missing_image_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "tree"
+    with pytest.raises(DataError, match=re.escape(f"data.root: image folder '{missing}'")):
+        check_data_available(ImageFolderData(root=str(missing), num_classes=2))
+
+
+# --- transforms ---------------------------------------------------------------------------
+
+
+def test_simclr_augmentation_recipe() -> None:
+    """SimCLR's CIFAR recipe: RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3), flip (p=0.5),
+    colour jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, grayscale with p=0.2, then normalize."""
+    mean, std = (0.1, 0.2, 0.3), (0.4, 0.5, 0.6)
+    steps = simclr_transform(mean, std, 24).transforms
+    kinds: list[type] = [
+        transforms.RandomResizedCrop,
+        transforms.RandomHorizontalFlip,
+        transforms.RandomApply,
+        transforms.RandomGrayscale,
+        transforms.ToTensor,
+        transforms.Normalize,
+    ]
+
+    assert [type(step) for step in steps] == kinds
+    crop, flip, jitter_step, grayscale, _, normalize = steps
+    assert crop.size == (24, 24) and crop.scale == (0.08, 1.0)
+    assert crop.ratio == pytest.approx((3 / 4, 4 / 3))
+    assert flip.p == 0.5
+    assert jitter_step.p == 0.8 and len(jitter_step.transforms) == 1
+    jitter = jitter_step.transforms[0]
+    assert isinstance(jitter, transforms.ColorJitter)
+    assert jitter.brightness == jitter.contrast == jitter.saturation == pytest.approx((0.6, 1.4))
+    assert jitter.hue == pytest.approx((-0.1, 0.1))
+    assert grayscale.p == 0.2
+    assert tuple(normalize.mean) == mean and tuple(normalize.std) == std
+
+
+def test_evaluation_transform_resizes_before_cropping() -> None:
+    """A black 64 x 64 image with a white 16 x 16 centre, at size 16: shrunk as a whole it
+    keeps 1/16 white and black corners; cropping first would keep only the white centre."""
+    pixels = np.zeros((64, 64, 3), dtype=np.uint8)  # (H, W, 3)
+    pixels[24:40, 24:40] = 255
+    image = plain_transform((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 16)(Image.fromarray(pixels))
+
+    assert image.shape == (3, 16, 16)
+    assert image.mean().item() == pytest.approx(1 / 16, abs=1e-3)
+    assert image[:, :4, :4].abs().max() == 0
+
+
 def test_cifar_batch_with_code_is_refused(tmp_path: Path) -> None:
     """A planted pickle that would run code is refused, and the code never runs."""
     import os
@@ -462,3 +779,30 @@ def test_cifar_batch_with_code_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="refusing to load"):
         read_batch(path, b"labels", 10)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("function", ["eval", "exec", "numpy.savetxt"])
+def test_cifar_batch_calling_builtins_or_other_numpy_functions_is_refused(
+    tmp_path: Path, function: str
+) -> None:
+    """Only numpy's array rebuilding is allowed: not builtins, not any other numpy function
+    (numpy.savetxt would write a file)."""
+    marker = tmp_path / "hacked"
+    code = f"open({str(marker)!r}, 'w').close()"
+    calls: dict[str, tuple[Callable[..., object], tuple[object, ...]]] = {
+        "eval": (eval, (code,)),
+        "exec": (exec, (code,)),
+        "numpy.savetxt": (np.savetxt, (str(marker), np.zeros(1))),
+    }
+
+    class Payload:
+        def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
+            return calls[function]
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}))
+    name = function if "." in function else f"builtins.{function}"
+    with pytest.raises(DataError, match=re.escape(f"refusing to load {name} from a CIFAR")):
+        read_batch(path, b"labels", 10)
+    assert not marker.exists()
+    assert os.listdir(tmp_path) == ["data_batch_1"]

@@ -6,7 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from hcl_study.config import CifarData, LatentClassData, ModelConfig, TrainConfig
+from hcl_study.config import (
+    CifarData,
+    ImageFolderData,
+    LatentClassData,
+    ModelConfig,
+    TrainConfig,
+)
 from hcl_study.errors import UserError
 from hcl_study.models import ContrastiveModel, build_model
 
@@ -113,3 +119,33 @@ def test_resnet_on_vectors_is_a_user_error() -> None:
     config = TrainConfig(data=LatentClassData(), model=ModelConfig(name="resnet18"))
     with pytest.raises(UserError, match="model.name"):
         build_model(config, (32,))
+
+
+def test_head_hidden_sets_the_heads_hidden_width_with_an_affine_batch_norm() -> None:
+    model = build_model(_vector_config(), (5,))  # head_hidden=8, width 16, 6 classes
+    first, batch_norm, _, last = model.head.layers
+
+    assert (first.in_features, first.out_features) == (16, 8)
+    assert batch_norm.num_features == 8
+    assert batch_norm.affine and batch_norm.weight.shape == (8,) and batch_norm.bias.shape == (8,)
+    assert (last.in_features, last.out_features) == (8, 5)
+
+
+def test_mlp_of_depth_one_has_one_hidden_layer() -> None:
+    config = TrainConfig(
+        data=LatentClassData(num_classes=6, input_dim=5),
+        model=ModelConfig(width=16, depth=1, head_hidden=8),
+    )
+    model = build_model(config, (5,))
+
+    assert [type(layer) for layer in model.encoder.layers] == [nn.Linear, nn.BatchNorm1d, nn.ReLU]
+    assert (model.encoder.layers[0].in_features, model.encoder.layers[0].out_features) == (5, 16)
+    assert model.encoder(torch.randn(4, 5)).shape == (4, 16)
+
+
+def test_resnet_on_single_channel_images_is_a_user_error() -> None:
+    config = TrainConfig(
+        data=ImageFolderData(root="unused", num_classes=10), model=ModelConfig(name="resnet18")
+    )
+    with pytest.raises(UserError, match=r"needs RGB images \(3, H, W\).*\(1, 28, 28\)"):
+        build_model(config, (1, 28, 28))

@@ -49,6 +49,7 @@ from analysis.report import (
     study_figures,
     summary_lines,
 )
+from hcl_study.geometry import DIVERGED
 
 HOLDS = "holds"
 PARTLY = "partly holds"
@@ -127,24 +128,30 @@ def _verdict(passed: int, total: int) -> str:
 
 
 def _final(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials with a final regime (they ran to their end)."""
-    return trials[trials["regime"].notna()]
+    """Trials that ran to their end with a finite geometry: a final regime, not `diverged`
+    (non-finite features show neither NC nor DC, so a diverged run tests no claim on them)."""
+    return trials[trials["regime"].notna() & (trials["regime"] != DIVERGED)]
 
 
-def _not_final_note(trials: pd.DataFrame, kept: pd.DataFrame) -> str:
-    missing = len(trials) - len(kept)
-    return (
-        f"; {missing} run(s) without a final regime (failed, killed or unfinished) left out"
-        if missing
-        else ""
+def _not_final_note(trials: pd.DataFrame) -> str:
+    """What `_final` leaves out of `trials`, counted by why."""
+    diverged = int((trials["regime"] == DIVERGED).sum())
+    unfinished = int(trials["regime"].isna().sum())
+    return "".join(
+        f"; {count} {what} left out"
+        for count, what in (
+            (diverged, "diverged run(s)"),
+            (unfinished, "run(s) without a final regime (failed, killed or unfinished)"),
+        )
+        if count
     )
 
 
 def _untested(chosen: pd.DataFrame, runs: str) -> str:
-    """Why a claim was not tested: the study has no such run, or none ran to its end."""
+    """Why a claim was not tested: the study has no such run, or none ran to a finite end."""
     if chosen.empty:
         return f"the study has no run {runs}"
-    return f"none of its {len(chosen)} runs {runs} has a final regime"
+    return f"none of its {len(chosen)} runs {runs} has a final regime other than diverged"
 
 
 def _erank_ratio(trials: pd.DataFrame) -> pd.Series:
@@ -277,7 +284,9 @@ def check_loss_bound(
         )
         if count
     ]
-    if verdict == NOT_TESTED:
+    if verdict == NOT_TESTED and skipped:
+        reason = "every logged loss_hard / loss_plain pair is non-finite (diverged)"
+    elif verdict == NOT_TESTED:
         reason = "no run logged the loss_hard / loss_plain pair"
     elif not failing:
         reason = (
@@ -314,7 +323,7 @@ def check_nc_with_hard_negatives(trials: pd.DataFrame) -> ClaimResult:
     ]
     final = _final(chosen)
     parts, figures = [], {}
-    for name, group in _by_loss(final):
+    for name, group in _by_loss(final) if len(final) else []:
         nc = int((group["regime"] == "NC").sum())
         others = group.loc[group["regime"] != "NC", "regime"]
         figures[name] = {
@@ -338,7 +347,7 @@ def check_nc_with_hard_negatives(trials: pd.DataFrame) -> ClaimResult:
         reason = _untested(chosen, "with β > 0 and ball or sphere normalization")
     else:
         reason = f"{total_nc} of {len(final)} runs end NC: {measured}"
-    reason += _not_final_note(chosen, final)
+    reason += _not_final_note(chosen)
     return ClaimResult(
         2,
         STATEMENTS[2],
@@ -395,7 +404,7 @@ def check_dc_without_hard_negatives(
         spared = final.loc[~shows_dc]
         if len(spared):
             reason += f"; without DC: {_regime_counts(spared['regime'])}"
-    reason += _not_final_note(chosen, final)
+    reason += _not_final_note(chosen)
     return ClaimResult(
         3,
         STATEMENTS[3],
@@ -439,7 +448,7 @@ def check_no_nc_without_normalization(trials: pd.DataFrame) -> ClaimResult:
         reason = f"{int(nc.sum())} of {len(final)} runs without normalization end NC"
         if nc.any():
             reason += f" ({', '.join(final.loc[nc, 'trial_id'].astype(str)[:5])})"
-    reason += _not_final_note(chosen, final)
+    reason += _not_final_note(chosen)
     return ClaimResult(
         4,
         STATEMENTS[4],
@@ -530,10 +539,12 @@ def limits(trials: pd.DataFrame, *, large_beta: float = LARGE_BETA) -> list[str]
                     "labels are mostly of the anchor's own class, so little pushes different "
                     "classes apart: the paper's NC result for HUCL does not show up at that β here."
                 )
-            elif len(not_nc) and not measured:
+            elif len(not_nc) and cos[not_nc.index].isna().all():
                 text += f"{len(not_nc)} of them do not end NC; whether they form a cone is unknown."
             elif len(not_nc):
-                text += f"{len(not_nc)} of them do not end NC, but none shows a cone here."
+                unmeasured = int(cos[not_nc.index].isna().sum())
+                unknown = f" ({unmeasured} of them not measured)" if unmeasured else ""
+                text += f"{len(not_nc)} of them do not end NC, but none shows a cone here{unknown}."
             else:
                 text += "All of them end NC here; no cone was seen."
             paragraphs.append(text)

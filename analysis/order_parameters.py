@@ -88,12 +88,15 @@ def singular_values_from_class_means(class_means: np.ndarray) -> np.ndarray:
             (absent classes) are left out.
 
     Returns:
-        Descending values, the first 1 (all NaN when every mean is the same point).
+        Descending values, the first 1 (all NaN when every mean is the same point; none
+        when fewer than two means are finite, as in a diverged epoch).
     """
     means = np.asarray(class_means, dtype=float)  # (C, d)
     means = means[np.isfinite(means).all(axis=1)]  # (C_eff, d)
     centred = means - means.mean(axis=0)  # (C_eff, d)
     singular_values = np.linalg.svd(centred, compute_uv=False)  # (min(C_eff, d),)
     count = max(0, min(centred.shape[1], len(means) - 1))
+    if count == 0:
+        return np.empty(0)
     with np.errstate(invalid="ignore"):  # all means equal: NaN
         return singular_values[:count] / singular_values[0]

@@ -9,6 +9,7 @@ import numpy as np
 
 Regime = Literal["NC", "partial", "DC", "diverged"]
 REGIME_CODES: dict[str, int] = {"NC": 0, "partial": 1, "DC": 2, "diverged": 3}
+DIVERGED = "diverged"  # the regime of non-finite losses or geometry
 
 REGIME_INPUTS: tuple[str, ...] = (
     "rank_bound",
@@ -54,7 +55,7 @@ def classify_regime(
     values = {key: float(metrics[key]) for key in REGIME_INPUTS}
     spectrum = np.asarray(metrics.get("spectrum", ()), dtype=np.float64)
     if not (all(np.isfinite(list(values.values()))) and np.isfinite(spectrum).all()):
-        return "diverged"
+        return DIVERGED
     rank_bound = values["rank_bound"]
     if (
         values["dc_count"] >= max(1.0, dc_count_fraction * rank_bound)

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from hcl_study.config import TrainConfig
 from hcl_study.data import DataBundle, load_dataset
+from hcl_study.geometry import DIVERGED
 from hcl_study.losses import contrastive_loss
 from hcl_study.models import build_model
 from hcl_study.train.checkpoint import (
@@ -32,8 +33,6 @@ from hcl_study.train.checkpoint import (
 )
 from hcl_study.train.evaluation import GeometryResult, evaluate_geometry
 from hcl_study.train.stopping import check_stop
-
-DIVERGED = "diverged"
 
 
 @dataclass

@@ -9,6 +9,7 @@ logged epoch straight from MLflow.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ from matplotlib.collections import LineCollection
 from mlflow import MlflowClient
 
 from analysis.claims import (
+    _LIMITS_FIXED,
     ARTIFACT_PATH,
     CLAIMS_FILE,
     DOES_NOT_HOLD,
@@ -305,7 +307,10 @@ def test_untested_claims_say_whether_such_runs_are_missing_or_unfinished() -> No
     )
     result = check_dc_without_hard_negatives(unfinished)
     assert result.verdict == NOT_TESTED
-    assert result.reason.startswith("none of its 2 runs with β = 0 has a final regime")
+    assert result.reason.startswith(
+        "none of its 2 runs with β = 0 has a final regime other than diverged; 2 run(s) "
+        "without a final regime (failed, killed or unfinished) left out"
+    )
     result = check_nc_with_hard_negatives(unfinished)
     assert result.reason == "the study has no run with β > 0 and ball or sphere normalization"
 
@@ -475,6 +480,195 @@ def test_claims_phase_diagram_draws_each_boundary_on_its_row_only(
     ]
     labels = axes.get_legend_handles_labels()[1]
     assert labels.count("P(NC) = 0.5") == 1 and labels.count(BAND_LABEL) == 1
+
+
+# ----------------------------------------------------------------- edges of the figures
+
+NAN = float("nan")
+
+
+def test_claim_1_tolerance_edge_is_inclusive() -> None:
+    """With loss_plain = 0 the slack is exactly 1e-6: a gap of −1e-6 (β > 0) or ±1e-6
+    (β = 0) is within it."""
+    for beta, hard in ((5.0, -1e-6), (0.0, 1e-6), (0.0, -1e-6)):
+        trials = _table(_trial("a", "scl", beta, "ball", "NC"))
+        result = check_loss_bound(trials, _history({"a": [(hard, 0.0)]}))
+        assert result.verdict == HOLDS, (beta, hard)
+
+
+def test_claim_1_counts_runs_and_skips_what_it_cannot_test() -> None:
+    trials = _table(_trial("a", "scl", 5.0, "ball", "NC"), _trial("d", "scl", NAN, "ball", "NC"))
+    history = _history(
+        {"a": [(2.0, 1.0), (5.0, NAN)], "d": [(3.0, 2.0), (3.0, 2.0)], "zz": [(2.0, 1.0)]}
+    )
+
+    result = check_loss_bound(trials, history)
+
+    assert result.verdict == HOLDS  # a NaN loss_plain is skipped, not a violation
+    assert result.figures["skipped_non_finite"] == 1
+    assert result.figures["runs_without_beta"] == 1  # a run, not its 2 epochs
+    assert result.figures["runs_checked"] == 1  # "zz" is no trial of the table
+
+
+def test_claim_1_verdict_is_per_run_and_names_at_most_five() -> None:
+    one_run = check_loss_bound(BOUND_TRIALS, _history({"a": [(5.0, 4.0), (3.0, 4.0)]}))
+    assert one_run.verdict == DOES_NOT_HOLD  # its one run violates it at one epoch
+
+    ids = [f"r{i}" for i in range(7)]
+    trials = _table(*(_trial(i, "scl", 5.0, "ball", "NC") for i in ids))
+    result = check_loss_bound(trials, _history({i: [(1.0, 2.0)] for i in ids}))
+    assert "(r0, r1, r2, r3, r4, …)" in result.reason
+
+
+def test_claim_1_beta_zero_figures() -> None:
+    result = check_loss_bound(BOUND_TRIALS, _history({"c": [(1.0, 1.0 + 5e-7), (2.0, 2.0)]}))
+
+    assert result.figures["max_abs_gap_beta_zero"] == pytest.approx(5e-7, rel=1e-3)
+    assert result.figures["runs_beta_zero"] == 1
+    assert result.figures["pairs_beta_zero"] == 2
+
+
+def test_claim_1_with_only_non_finite_epochs_says_so() -> None:
+    trials = _table(_trial("a", "scl", 5.0, "ball", "diverged"))
+    result = check_loss_bound(trials, _history({"a": [(NAN, NAN), (math.inf, 1.0)]}))
+
+    assert result.verdict == NOT_TESTED
+    assert result.reason.startswith("every logged loss_hard / loss_plain pair is non-finite")
+
+
+def test_claim_2_medians_leave_out_non_finite_values_and_use_each_rank_bound() -> None:
+    trials = _table(
+        _trial("a", "scl", 5.0, "ball", "NC", etf_distance=0.05, erank_means=4.0, rank_bound=4.0),
+        _trial("b", "scl", 5.0, "ball", "NC", etf_distance=0.06, erank_means=4.0, rank_bound=4.0),
+        _trial("c", "scl", 5.0, "ball", "partial", etf_distance=math.inf),
+    )
+    figures = check_nc_with_hard_negatives(trials).figures["scl"]
+    assert figures["median_etf_distance"] == pytest.approx(0.055)  # inf left out
+    assert figures["median_erank_ratio"] == pytest.approx(1.0)
+
+    finite = trials.assign(etf_distance=[0.05, 0.06, 0.8])
+    median = check_nc_with_hard_negatives(finite).figures["scl"]["median_etf_distance"]
+    assert median == pytest.approx(0.06)  # the median, not the mean 0.303
+
+
+def test_claim_2_with_only_unfinished_runs_is_not_tested() -> None:
+    trials = _table(_trial("a", "scl", 5.0, "ball", None), _trial("b", "ucl", 5.0, "ball", None))
+
+    result = check_nc_with_hard_negatives(trials)
+
+    assert result.verdict == NOT_TESTED
+    assert result.measured == "no such run"
+    assert result.figures == {}
+
+
+def test_claim_3_figures_and_selection() -> None:
+    trials = _table(
+        _trial("a", "scl", 0.0, "ball", "DC", dc_count=2.0),
+        _trial("u", "scl", 0.0, "ball", None, dc_count=7.0),  # unfinished: left out
+        _trial("n", "scl", NAN, "ball", "NC"),  # no β: tests nothing
+        _trial("h", "scl", 5.0, "ball", "NC", erank_means=8.0),
+    )
+
+    result = check_dc_without_hard_negatives(trials)
+
+    assert result.trial_ids == ("a",)  # the runs with a final regime
+    assert result.verdict == HOLDS
+    assert result.figures["median_dc_count"] == 2.0
+    assert result.figures["median_erank_ratio_beta_positive"] == pytest.approx(8 / 9)
+
+
+def test_claim_3_uses_the_erank_ratio_column_when_present() -> None:
+    trials = _table(_trial("a", "scl", 0.0, "ball", "partial", erank_ratio=0.5))
+
+    result = check_dc_without_hard_negatives(trials)
+
+    assert result.verdict == HOLDS
+    assert result.figures["median_erank_ratio"] == pytest.approx(0.5)
+
+
+def test_claim_4_figures_cover_finished_runs_and_name_five() -> None:
+    ids = [f"n{i}" for i in range(7)]
+    trials = _table(
+        *(_trial(i, "scl", 5.0, "none", "NC", unit_norm=float(k)) for k, i in enumerate(ids)),
+        *(_trial(f"u{i}", "scl", 5.0, "none", None, etf_distance=9.0) for i in range(3)),
+    )
+
+    result = check_no_nc_without_normalization(trials)
+
+    assert "(n0, n1, n2, n3, n4)" in result.reason
+    assert result.figures["median_unit_norm"] == pytest.approx(3.0)
+    assert result.figures["median_etf_distance"] == pytest.approx(0.05)  # not the unfinished 9
+
+
+def test_diverged_runs_test_no_geometric_claim() -> None:
+    """Non-finite features show neither NC nor DC: claims 2–4 leave diverged runs out and
+    say so, instead of counting them against claim 3 or for claim 4."""
+    lost = {"etf_distance": NAN, "erank_means": NAN, "dc_count": NAN}
+    trials = _table(
+        _trial("a", "scl", 0.0, "ball", "DC"),
+        _trial("b", "scl", 0.0, "ball", "diverged", **lost),
+        _trial("c", "scl", 5.0, "none", "diverged", **lost),
+        _trial("d", "scl", 5.0, "sphere", "NC"),
+        _trial("e", "scl", 5.0, "sphere", "diverged", **lost),
+    )
+
+    claim_2 = check_nc_with_hard_negatives(trials)
+    claim_3 = check_dc_without_hard_negatives(trials)
+    claim_4 = check_no_nc_without_normalization(trials)
+
+    assert (claim_2.verdict, claim_2.figures["scl"]["runs"]) == (HOLDS, 1)
+    assert claim_2.reason.endswith("; 1 diverged run(s) left out")
+    assert claim_3.verdict == HOLDS
+    assert claim_3.reason.endswith("; 1 diverged run(s) left out")
+    assert claim_4.verdict == NOT_TESTED
+    assert claim_4.reason == (
+        "none of its 1 runs with normalization 'none' has a final regime other than "
+        "diverged; 1 diverged run(s) left out"
+    )
+
+
+def test_limits_figures_of_the_large_beta_ucl_runs() -> None:
+    trials = _table(
+        _trial("a", "ucl", 30.0, "ball", "DC", mean_cos_means=0.3, erank_means=3.0),
+        _trial("b", "ucl", 30.0, "sphere", "DC", mean_cos_means=0.4, erank_means=6.0),
+        _trial("c", "ucl", 10.0, "ball", "DC", mean_cos_means=0.9, erank_means=6.0),
+        _trial("u", "ucl", 30.0, "ball", None, mean_cos_means=0.9),  # unfinished: left out
+    )
+
+    text = limits(trials)[0]
+
+    assert text.startswith("HUCL at large β (β ≥ 10, ball or sphere): 3 runs, 3 DC")
+    assert "median cos(μ_c, μ_c′) 0.4 " in text
+    assert "β=30, ball: DC, cos 0.3, erank ratio 0.333" in text
+    assert limits(trials)[-1] == _LIMITS_FIXED
+
+
+@pytest.mark.parametrize(
+    ("cosines", "says"),
+    [
+        ((-0.1, NAN), "median cos(μ_c, μ_c′) -0.1"),
+        ((-0.1, NAN), "2 of them do not end NC, but none shows a cone here (1 of them not"),
+        ((NAN, NAN), "2 of them do not end NC; whether they form a cone is unknown."),
+    ],
+)
+def test_limits_say_which_cosines_were_measured(cosines: tuple[float, float], says: str) -> None:
+    trials = _table(
+        *(
+            _trial(f"r{i}", "ucl", 30.0, "ball", "DC", mean_cos_means=cosine)
+            for i, cosine in enumerate(cosines)
+        )
+    )
+    assert says in limits(trials)[0]
+
+
+def test_limits_partial_paragraph_counts_finished_runs_and_median_epochs() -> None:
+    trials = _table(
+        _trial("a", "scl", 5.0, "ball", "partial", epochs_logged=5),
+        _trial("b", "scl", 5.0, "ball", "NC", epochs_logged=5),
+        _trial("c", "scl", 5.0, "ball", "NC", epochs_logged=400),
+        _trial("u", "scl", 5.0, "ball", None, epochs_logged=2),
+    )
+    assert any("1 of 3 runs end 'partial' after 5 epochs" in text for text in limits(trials))
 
 
 # ----------------------------------------------------------------- specs

@@ -82,3 +82,20 @@ def test_a_table_without_metrics_gets_nan_order_parameters_and_no_regime() -> No
     with_order = add_order_parameters(table)
     assert with_order[list(ORDER_PARAMETERS)].isna().all().all()
     assert classify_regimes(table).isna().all()
+
+
+def test_negative_round_off_in_the_spectrum_is_a_zero_singular_value() -> None:
+    np.testing.assert_allclose(singular_values_from_spectrum(np.array([1.0, -1e-12])), [1.0, 0.0])
+
+
+def test_class_means_are_centred_before_their_singular_values() -> None:
+    means = np.eye(3) + 5.0  # a simplex of 3 points far from the origin: two equal values
+    np.testing.assert_allclose(singular_values_from_class_means(means), [1.0, 1.0])
+
+
+def test_a_diverged_epoch_of_class_means_has_no_singular_values() -> None:
+    """No finite class mean (a diverged epoch) gives no values, not an IndexError."""
+    assert singular_values_from_class_means(np.full((10, 9), np.nan)).shape == (0,)
+    one_finite = np.full((10, 9), np.nan)
+    one_finite[0] = 1.0
+    assert singular_values_from_class_means(one_finite).shape == (0,)

@@ -231,25 +231,19 @@ def trial_table(record: StudyRecord) -> pd.DataFrame:
     return table
 
 
-def history_table(
-    tracking_uri: str, record: StudyRecord, metrics: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The long per-epoch table of every trial of `record`.
+def history_table(tracking_uri: str, record: StudyRecord) -> pd.DataFrame:
+    """The long per-epoch table of every metric of every trial of `record`.
 
     Args:
         tracking_uri: Where the study lives.
         record: The study, from `hcl_study.tracking.load_study`.
-        metrics: Metric keys to read; every logged one when None.
 
     Returns:
         Columns `trial_id, epoch, metric, value`, sorted by trial id, metric and epoch; a
         value logged twice at one epoch appears once (the last one read).
     """
     trial_of_run = {trial.run_id: trial.trial_id for trial in record.trials}
-    run_keys = {
-        trial.run_id: [key for key in trial.metrics if metrics is None or key in metrics]
-        for trial in record.trials
-    }
+    run_keys = {trial.run_id: list(trial.metrics) for trial in record.trials}
     points = metric_histories(tracking_uri, run_keys)
     history = pd.DataFrame(
         [(trial_of_run[run_id], step, key, value) for run_id, key, step, value in points],
@@ -284,7 +278,8 @@ def load_study_data(
     Args:
         tracking_uri: Any MLflow tracking URI (SQLite file, server, ...).
         study_name: The study (experiment) name.
-        metrics: Metric keys of the history; every logged one when None.
+        metrics: Metric keys of the history; every logged one when None (all are read
+            either way: they count each trial's `epochs_logged`).
 
     Raises:
         UserError: No study of that name exists at `tracking_uri`, nothing answers there, the
@@ -300,8 +295,10 @@ def load_study_data(
         )
     _require_one_run_per_trial(record)
     trials = trial_table(record)
-    history = history_table(tracking_uri, record, metrics)
+    history = history_table(tracking_uri, record)  # all of it: it counts the epochs
     epochs = history.groupby("trial_id")["epoch"].nunique()
+    if metrics is not None:
+        history = history[history["metric"].isin(list(metrics))].reset_index(drop=True)
     trials["epochs_logged"] = trials["trial_id"].map(epochs).fillna(0).astype("int64")
     params = tuple(sorted({key for trial in record.trials for key in trial.params}))
     return StudyData(

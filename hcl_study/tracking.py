@@ -261,6 +261,9 @@ def _git_commit() -> str | None:
     return head.stdout.strip() or None
 
 
+GIT_COMMIT_TAG = "hcl.git_commit"
+
+
 def environment_tags() -> dict[str, str]:
     """Version tags of the parent run (`hcl.git_commit` only when the sources are in git)."""
     tags = {
@@ -272,7 +275,7 @@ def environment_tags() -> dict[str, str]:
     }
     commit = _git_commit()
     if commit:
-        tags["hcl.git_commit"] = commit
+        tags[GIT_COMMIT_TAG] = commit
     return tags
 
 
@@ -574,6 +577,8 @@ class StudyRun:
         run_id = run.info.run_id
         _log_params(client, run_id, spec, run.data.params, call_timeout_s)
         _set_tags(client, run_id, tags, call_timeout_s)
+        if GIT_COMMIT_TAG in run.data.tags and GIT_COMMIT_TAG not in tags:  # now outside git
+            _call(partial(client.delete_tag, run_id, GIT_COMMIT_TAG), "set tags", call_timeout_s)
         if spec_path is None:
             spec_text = yaml.safe_dump(spec, sort_keys=False)
         else:

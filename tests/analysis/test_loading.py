@@ -24,6 +24,7 @@ from analysis.loading import (
     varied_params,
 )
 from hcl_study.errors import UserError
+from hcl_study.geometry import REGIME_CODES
 from hcl_study.tracking import (
     BULK_HISTORY_MAX_POINTS,
     REGIMES,
@@ -268,3 +269,106 @@ def test_varied_params_are_the_columns_with_more_than_one_value() -> None:
     columns = [*trials.columns, "not_a_column"]
     assert varied_params(trials, columns) == ["varied", "sometimes_missing"]
     assert varied_params(trials.iloc[:1], columns) == []
+
+
+@pytest.mark.parametrize("text", ["null", ""])
+def test_parse_param_reads_other_missing_texts_as_none(text: str) -> None:
+    assert parse_param(text) is None
+
+
+REGIME_CODE_METRIC = "regime_code"  # logged by the trainable at every epoch
+CODE = {regime: float(code) for regime, code in REGIME_CODES.items()}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> StudyRun:
+    """A hand-built study with a trial of every kind the table tells apart."""
+    study = hand_built_study(tmp_path_factory.mktemp("mixed"), "mixed")
+
+    def trial(trial_id: str, **config: float) -> TrialRun:
+        params = {"loss": {"beta": 1.0}, **config}
+        return TrialRun.open(
+            study.tracking_uri, study.experiment_id, study.run_id, trial_id, params, "mixed"
+        )
+
+    # Ten param keys: the odds that they come out sorted by chance are 1 in 10!.
+    finished = trial("t_fin", **{key: 1.0 for key in "qwertyuio"})
+    for epoch in range(3):
+        finished.log_epoch(epoch, {"loss": 1.0, "nc1": 0.5, REGIME_CODE_METRIC: CODE["NC"]})
+    finished.log_final_artifacts(np.zeros((3, 3, 2)), np.tile([2.0, 1.0], (3, 1)))
+    finished.finish("finished", "NC")
+    diverged = trial("t_div")
+    diverged.log_epoch(0, {"loss": float("inf"), "nc1": float("-inf")})
+    diverged.finish("diverged", "diverged")
+    stopped = trial("t_stop")
+    stopped.log_epoch(0, {"loss": 1.0})  # no regime code: `last_regime` is its tag
+    study.close_trial("t_stop", "stopped", "partial")
+    unknown_code = trial("t_nan")
+    unknown_code.log_epoch(0, {REGIME_CODE_METRIC: float("nan")})
+    unknown_code.finish("failed")
+    trial("t_empty").finish("killed")
+    client = MlflowClient(study.tracking_uri)
+    tags = {"mlflow.parentRunId": study.run_id, "hcl.role": "trial", "hcl.trial_id": "t_raw"}
+    raw = client.create_run(study.experiment_id, tags=tags).info.run_id  # no `hcl.status`
+    client.set_terminated(raw, "KILLED")
+    study.finish()
+    return study
+
+
+def row(data: StudyData, trial_id: str) -> pd.Series:
+    return data.trials.set_index("trial_id").loc[trial_id]
+
+
+def test_regime_is_final_only_for_trials_that_ran_to_their_end(mixed: StudyRun) -> None:
+    data = load_study_data(mixed.tracking_uri, "mixed")
+    assert (row(data, "t_fin")["regime"], row(data, "t_fin")["last_regime"]) == ("NC", "NC")
+    assert row(data, "t_div")["regime"] == "diverged"
+    stopped = row(data, "t_stop")
+    assert pd.isna(stopped["regime"]) and stopped["last_regime"] == "partial"
+    assert pd.isna(row(data, "t_nan")["last_regime"]), "a NaN regime code names no regime"
+
+
+def test_a_run_without_hcl_status_takes_its_mlflow_status(mixed: StudyRun) -> None:
+    raw = row(load_study_data(mixed.tracking_uri, "mixed"), "t_raw")
+    assert (raw["status"], raw["mlflow_status"]) == ("killed", "KILLED")
+
+
+def test_infinite_metrics_come_back_as_infinities(mixed: StudyRun) -> None:
+    data = load_study_data(mixed.tracking_uri, "mixed")
+    diverged = row(data, "t_div")
+    assert (diverged["loss"], diverged["nc1"]) == (np.inf, -np.inf)
+    history = data.history[data.history["trial_id"] == "t_div"]
+    assert dict(zip(history["metric"], history["value"], strict=True)) == {
+        "loss": np.inf,
+        "nc1": -np.inf,
+    }
+
+
+def test_metrics_filter_keeps_the_history_to_those_metrics(mixed: StudyRun) -> None:
+    data = load_study_data(mixed.tracking_uri, "mixed", metrics=["loss"])
+    assert set(data.history["metric"]) == {"loss"}
+    assert data.history[data.history["trial_id"] == "t_fin"]["epoch"].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("metrics", [None, ["loss"], ["nonexistent"]])
+def test_epochs_logged_does_not_depend_on_the_metrics_filter(
+    mixed: StudyRun, metrics: list[str] | None
+) -> None:
+    data = load_study_data(mixed.tracking_uri, "mixed", metrics=metrics)
+    assert row(data, "t_fin")["epochs_logged"] == 3
+    assert row(data, "t_empty")["epochs_logged"] == 0, "a trial without metrics logged none"
+
+
+def test_param_columns_are_sorted(mixed: StudyRun) -> None:
+    columns = load_study_data(mixed.tracking_uri, "mixed").param_columns
+    assert len(columns) == 10
+    assert list(columns) == sorted(columns)
+
+
+def test_singular_values_past_the_last_epoch_are_left_out(mixed: StudyRun) -> None:
+    trials = load_study_data(mixed.tracking_uri, "mixed").trials
+    finished = trials[trials["trial_id"] == "t_fin"]
+    last = load_singular_values(mixed.tracking_uri, finished, epoch=2)
+    assert list(last) == ["t_fin"] and last["t_fin"].shape == (2,)
+    assert load_singular_values(mixed.tracking_uri, finished, epoch=3) == {}
+    assert load_singular_values(mixed.tracking_uri, finished, epoch=-4) == {}

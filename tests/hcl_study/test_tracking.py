@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow_server import ADMIN_USERNAME, MlflowServer, free_port
 from reply_dropping_proxy import ReplyDroppingProxy
 
 from hcl_study.errors import UserError
 from hcl_study.tracking import (
+    MAX_ERROR_CHARS,
     StudyRun,
     TrackingError,
     TrialRun,
@@ -275,6 +277,134 @@ def test_driver_closes_trials_its_workers_left_running(mlflow_server: MlflowServ
     assert outcome(early_stopped) == ("FINISHED", "stopped", "partial")
     assert outcome(diverged) == ("FINISHED", "diverged", "diverged")
     assert outcome(dangling) == ("KILLED", "killed", None)
+
+
+def sqlite_study(tmp_path: Path, name: str = "study") -> StudyRun:
+    """A study in a SQLite store of its own under `tmp_path`."""
+    return StudyRun.start_or_resume(
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        name,
+        {"name": name},
+        artifact_location=(tmp_path / "artifacts").as_uri(),
+    )
+
+
+def run_of(study: StudyRun, run_id: str) -> Run:
+    return MlflowClient(study.tracking_uri).get_run(run_id)
+
+
+def test_a_new_trial_run_is_tagged_running(tmp_path: Path) -> None:
+    study = sqlite_study(tmp_path)
+    trial = open_trial(study, "t0")
+    run = run_of(study, trial.run_id)
+    assert (run.info.status, run.data.tags["hcl.status"]) == ("RUNNING", "running")
+
+
+def test_close_trial_keeps_the_end_of_a_long_error(tmp_path: Path) -> None:
+    """The last line of a traceback names the exception, so the tag keeps the tail."""
+    study = sqlite_study(tmp_path)
+    trial = open_trial(study, "t0")
+    assert study.close_trial("t0", "failed", error="x" * 5000 + "\nE: last")
+    error = run_of(study, trial.run_id).data.tags["hcl.error"]
+    assert error.endswith("x\nE: last")
+    assert len(error) == MAX_ERROR_CHARS
+
+
+def test_close_trial_with_a_run_id_closes_that_run_whatever_the_trial_id(tmp_path: Path) -> None:
+    study = sqlite_study(tmp_path)
+    reported, other = open_trial(study, "t_a"), open_trial(study, "t_b")
+    assert study.close_trial("t_b", "killed", run_id=reported.run_id)
+    assert run_of(study, reported.run_id).info.status == "KILLED"
+    assert run_of(study, other.run_id).info.status == "RUNNING"
+
+
+def test_statuses_are_case_insensitive_and_bad_statuses_and_regimes_are_refused(
+    tmp_path: Path,
+) -> None:
+    """A refused status or regime raises before the run is touched."""
+    study = sqlite_study(tmp_path)
+    closed_by_driver, closed_by_worker = open_trial(study, "t_a"), open_trial(study, "t_b")
+    with pytest.raises(ValueError, match="regime"):
+        study.close_trial("t_a", "stopped", "NCC")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="status"):
+        study.close_trial("t_a", "done")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="regime"):
+        closed_by_worker.finish("finished", "nc")  # type: ignore[arg-type]
+    for trial in (closed_by_driver, closed_by_worker):
+        run = run_of(study, trial.run_id)
+        assert (run.info.status, run.data.tags["hcl.status"]) == ("RUNNING", "running")
+        assert "hcl.regime" not in run.data.tags
+    assert study.close_trial("t_a", "FAILED")  # type: ignore[arg-type]
+    closed_by_worker.finish("Finished", "NC")  # type: ignore[arg-type]
+    assert run_of(study, closed_by_driver.run_id).data.tags["hcl.status"] == "failed"
+    run = run_of(study, closed_by_worker.run_id)
+    assert (run.info.status, run.data.tags["hcl.status"]) == ("FINISHED", "finished")
+
+    with pytest.raises(ValueError, match="status must be one of"):
+        study.finish("finished")  # type: ignore[arg-type]
+    assert run_of(study, study.run_id).info.status == "RUNNING"
+    study.finish("KILLED")
+    assert run_of(study, study.run_id).info.status == "KILLED"
+
+
+def test_a_refused_epoch_is_dropped_and_the_next_one_is_logged(tmp_path: Path) -> None:
+    """A refusal (4xx) will not pass on a resend: kept in the buffer, it would block every
+    later epoch."""
+    study = sqlite_study(tmp_path)
+    trial = open_trial(study, "t0")
+    with pytest.raises(TrackingError, match="refused the metrics of step 0"):
+        trial.log_epoch(0, {"bad key!": 1.0})
+    assert trial.pending_epochs == 0
+    trial.log_epoch(1, {"loss": 0.5})
+    assert trial.pending_epochs == 0
+    trial.finish("finished", "NC")
+    assert metric_history(study.tracking_uri, trial.run_id, "loss") == [(1, 0.5)]
+
+
+def test_a_deleted_experiment_is_not_reused(tmp_path: Path) -> None:
+    study = sqlite_study(tmp_path, "gone")
+    study.finish()
+    MlflowClient(study.tracking_uri).delete_experiment(study.experiment_id)
+    with pytest.raises(UserError, match="'gone' was deleted.*restore"):
+        sqlite_study(tmp_path, "gone")
+
+
+def test_only_runs_with_the_study_and_trial_roles_are_the_studys(tmp_path: Path) -> None:
+    """A run tagged with the study's name but not `hcl.role=study` (made first, so the oldest)
+    is not its parent; a trial run under another parent is not one of its trials."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment(
+        "roles", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    stray = client.create_run(experiment_id, tags={"hcl.study": "roles"}).info.run_id
+    study = sqlite_study(tmp_path, "roles")
+    assert not study.resumed
+    assert study.run_id != stray
+    assert run_of(study, study.run_id).data.tags["hcl.role"] == "study"
+    trial = open_trial(study, "t0")
+    elsewhere = {"mlflow.parentRunId": stray, "hcl.role": "trial", "hcl.trial_id": "t1"}
+    client.create_run(experiment_id, tags=elsewhere)
+    record = load_study(uri, "roles")
+    assert record.run_id == study.run_id
+    assert [(t.trial_id, t.run_id) for t in record.trials] == [("t0", trial.run_id)]
+
+
+def test_a_resumed_study_drops_version_tags_of_the_earlier_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version tags describe the latest start: resumed from a copy outside git, the study
+    no longer names the commit of its first start."""
+    monkeypatch.setattr("hcl_study.tracking._git_commit", lambda: "deadbeef")
+    study = sqlite_study(tmp_path)
+    assert run_of(study, study.run_id).data.tags["hcl.git_commit"] == "deadbeef"
+    study.finish("KILLED")
+    monkeypatch.setattr("hcl_study.tracking._git_commit", lambda: None)
+    resumed = sqlite_study(tmp_path)
+    assert resumed.resumed
+    tags = run_of(resumed, resumed.run_id).data.tags
+    assert "hcl.git_commit" not in tags
+    assert tags["hcl.role"] == "study" and tags["hcl.version"]
 
 
 def test_metrics_survive_a_server_outage_between_epochs(

@@ -547,7 +547,9 @@ class StudyRun:
             call_timeout_s: How long each call retries while the server is unreachable.
 
         Raises:
-            UserError: The experiment was deleted, or a resumed study's spec changed.
+            UserError: The experiment was deleted, or a resumed study's spec gives another
+                value to a key it logged (keys it adds are logged; the study folder's
+                spec.yaml is what refuses any other change).
             TrackingError: MLflow could not be reached or refused a call.
         """
         database = _sqlite_database(tracking_uri) if tracking_uri.startswith("sqlite") else None

@@ -240,7 +240,8 @@ def history_table(tracking_uri: str, record: StudyRecord) -> pd.DataFrame:
 
     Returns:
         Columns `trial_id, epoch, metric, value`, sorted by trial id, metric and epoch; a
-        value logged twice at one epoch appears once (the last one read).
+        metric logged twice at one epoch appears once, with its latest value by timestamp
+        (the one MLflow shows as the run's metric).
     """
     trial_of_run = {trial.run_id: trial.trial_id for trial in record.trials}
     run_keys = {trial.run_id: list(trial.metrics) for trial in record.trials}
@@ -250,6 +251,7 @@ def history_table(tracking_uri: str, record: StudyRecord) -> pd.DataFrame:
         columns=list(HISTORY_COLUMNS),
     ).astype({"trial_id": object, "epoch": "int64", "metric": object, "value": float})
     history["value"] = _restore_infinities(history["value"].to_numpy())
+    # Both stores return a step's values oldest first, and metric_histories sorts stably.
     history = history.drop_duplicates(["trial_id", "metric", "epoch"], keep="last")
     return history.sort_values(["trial_id", "metric", "epoch"]).reset_index(drop=True)
 

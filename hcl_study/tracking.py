@@ -81,7 +81,8 @@ REGIME_COUNT_TAG = "hcl.regime_count."
 ERROR_TAG = "hcl.error"
 """Tag of a failed trial's run: the end of its last traceback (deleted if it is retried)."""
 MAX_ERROR_CHARS = 4000
-PARAMS_PER_REQUEST = 100
+SEARCH_PAGE_SIZE = 1000
+"""Runs per `search_runs` request (MLflow's default); a study's runs are read page by page."""
 DEFAULT_CALL_TIMEOUT_S = 120.0
 # No retries inside MLflow's client: `_call` retries, and it looks for a run before creating
 # it again, which a blind retry of a POST whose reply was lost would not.
@@ -167,17 +168,17 @@ def _log_params(
     existing: dict[str, str],
     timeout_s: float,
 ) -> None:
-    """Log the flattened `params` not yet in `existing`, in batches."""
+    """Log the flattened `params` not yet in `existing` (MLflow's client sends them 100 per
+    request; a retry resends them all, which MLflow accepts for unchanged values)."""
     flat = {key: _param_value(value) for key, value in flatten(params).items()}
     new = [Param(key, value) for key, value in flat.items() if key not in existing]
-    for start in range(0, len(new), PARAMS_PER_REQUEST):
-        batch = new[start : start + PARAMS_PER_REQUEST]
-        _call(partial(client.log_batch, run_id, params=batch), "log params", timeout_s)
+    _call(partial(client.log_batch, run_id, params=new), "log params", timeout_s)
 
 
 def _search_all_runs(
     client: MlflowClient, experiment_id: str, filter_string: str, timeout_s: float
 ) -> list[Run]:
+    """Every run matching `filter_string`, oldest first, read page by page."""
     runs: list[Run] = []
     page_token: str | None = None
     while True:
@@ -186,6 +187,7 @@ def _search_all_runs(
                 client.search_runs,
                 [experiment_id],
                 filter_string=filter_string,
+                max_results=SEARCH_PAGE_SIZE,
                 order_by=["attributes.start_time ASC"],
                 page_token=page_token,
             ),

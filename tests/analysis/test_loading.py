@@ -21,6 +21,7 @@ from analysis.loading import (
     parse_param,
     study_tracking_uri,
     typed_params,
+    unfinished_note,
     varied_params,
 )
 from hcl_study.errors import UserError
@@ -372,3 +373,53 @@ def test_singular_values_past_the_last_epoch_are_left_out(mixed: StudyRun) -> No
     assert list(last) == ["t_fin"] and last["t_fin"].shape == (2,)
     assert load_singular_values(mixed.tracking_uri, finished, epoch=3) == {}
     assert load_singular_values(mixed.tracking_uri, finished, epoch=-4) == {}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "server"])
+def test_history_keeps_the_latest_value_of_an_epoch_logged_twice_and_sorts_by_trial(
+    store: str, tmp_path: Path, mlflow_server: Any
+) -> None:
+    """Two values at one step (a foreign client, or a clock-skewed resend): the latest one,
+    by timestamp, as in the run's own summary metric. Rows follow trial ids, whichever way
+    MLflow's random run ids sort."""
+    if store == "server":
+        uri = mlflow_server.uri
+        study = StudyRun.start_or_resume(uri, f"twice-{tmp_path.name}", {"name": "twice"})
+    else:
+        study = hand_built_study(tmp_path, "twice")
+        uri = study.tracking_uri
+    client = MlflowClient(uri)
+    run_ids = sorted(nested_run(study, {"hcl.role": "trial"}) for _ in range(2))
+    for trial_id, run_id in zip(["t_b", "t_a"], run_ids, strict=True):  # against run id order
+        client.set_tag(run_id, "hcl.trial_id", trial_id)
+    latest_first = [Metric("loss", 2.0, 2_000, 1), Metric("loss", 1.0, 1_000, 1)]
+    for metric in latest_first:
+        client.log_batch(run_ids[1], metrics=[metric])
+    data = load_study_data(uri, study.study_name)
+    rows = list(data.history[["trial_id", "epoch", "value"]].itertuples(index=False, name=None))
+    assert rows == [("t_a", 0, 3.0), ("t_a", 1, 2.0), ("t_b", 0, 3.0)]
+    assert row(data, "t_a")["loss"] == 2.0
+
+
+def test_an_unfinished_studys_note_counts_the_trials_that_ran_to_their_end(
+    tmp_path: Path,
+) -> None:
+    """A stopped trial has a last regime but no final one: it is not counted."""
+    study = hand_built_study(tmp_path, "halfway")
+
+    def trial(trial_id: str) -> TrialRun:
+        return TrialRun.open(
+            study.tracking_uri, study.experiment_id, study.run_id, trial_id, {}, "halfway"
+        )
+
+    trial("t_fin").finish("finished", "NC")
+    trial("t_stop")
+    study.close_trial("t_stop", "stopped", "partial")
+    trial("t_run")
+    data = load_study_data(study.tracking_uri, "halfway")
+    assert row(data, "t_stop")["last_regime"] == "partial"
+    note = unfinished_note(data)
+    assert note.startswith("Study 'halfway' is not complete: it is still running")
+    assert "use the 1 of its 3 trial runs that ran to their end" in note
+    study.finish()
+    assert unfinished_note(load_study_data(study.tracking_uri, "halfway")) == ""

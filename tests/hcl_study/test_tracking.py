@@ -711,3 +711,94 @@ def test_trials_get_every_credential_variable_set_here(
         for name in ("SERVER", "CLIENT")
     ]
     assert set(read_by_mlflow) <= set(CREDENTIAL_VARIABLES)
+
+
+def test_a_retried_trial_drops_the_error_of_its_failed_attempt(tmp_path: Path) -> None:
+    study = sqlite_study(tmp_path)
+    trial = open_trial(study, "t0")
+    assert study.close_trial("t0", "failed", error="RuntimeError: boom")
+    assert run_of(study, trial.run_id).data.tags["hcl.error"] == "RuntimeError: boom"
+    retry = open_trial(study, "t0")
+    assert retry.run_id == trial.run_id
+    tags = run_of(study, retry.run_id).data.tags
+    assert "hcl.error" not in tags
+    assert tags["hcl.status"] == "running"
+
+
+def test_regime_counts_of_regimes_no_trial_has_any_more_are_deleted(tmp_path: Path) -> None:
+    study = sqlite_study(tmp_path)
+    study.set_tags({"note": "kept"})
+    study.set_regime_counts({"failed": 1, "NC": 2})
+    study.set_regime_counts({"NC": 3})
+    tags = run_of(study, study.run_id).data.tags
+    counts = {key: value for key, value in tags.items() if key.startswith("hcl.regime_count.")}
+    assert counts == {"hcl.regime_count.NC": "3"}
+    assert tags["note"] == "kept"
+
+
+def test_of_two_parent_runs_of_one_study_the_oldest_is_resumed_and_read(tmp_path: Path) -> None:
+    """Two drivers racing could make two; resume and analysis must agree on one."""
+    study = sqlite_study(tmp_path, "twin")
+    study.finish("KILLED")
+    client = MlflowClient(study.tracking_uri)
+    oldest = run_of(study, study.run_id)
+    tags = {"hcl.role": "study", "hcl.study": "twin"}
+    client.create_run(study.experiment_id, start_time=oldest.info.start_time + 60_000, tags=tags)
+    resumed = sqlite_study(tmp_path, "twin")
+    assert (resumed.run_id, resumed.resumed) == (study.run_id, True)
+    trial = open_trial(resumed, "t0")
+    record = load_study(study.tracking_uri, "twin")
+    assert record.run_id == study.run_id
+    assert [t.run_id for t in record.trials] == [trial.run_id]
+
+
+def test_a_study_with_more_trials_than_a_search_page_reads_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 2 runs stand in for MLflow's 1,000, which a test cannot afford to fill."""
+    monkeypatch.setattr("hcl_study.tracking.SEARCH_PAGE_SIZE", 2)
+    study = sqlite_study(tmp_path)
+    opened = [open_trial(study, f"t{index}").run_id for index in range(5)]
+    record = load_study(study.tracking_uri, study.study_name)
+    assert [t.trial_id for t in record.trials] == [f"t{index}" for index in range(5)]
+    assert [t.run_id for t in record.trials] == opened, "oldest first"
+    assert study.close_dangling_trials() == 5
+
+
+def test_a_resumed_study_is_tagged_with_the_versions_of_its_latest_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hcl_study.tracking._git_commit", lambda: "deadbeef")
+    study = sqlite_study(tmp_path)
+    study.finish("KILLED")
+    monkeypatch.setattr("hcl_study.tracking._git_commit", lambda: "cafef00d")
+    resumed = sqlite_study(tmp_path)
+    assert resumed.resumed
+    assert run_of(resumed, resumed.run_id).data.tags["hcl.git_commit"] == "cafef00d"
+
+
+def test_the_spec_file_is_logged_as_written_comments_and_all(tmp_path: Path) -> None:
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text("# why this study exists\nname: commented   # inline\n", "utf-8")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    artifacts = (tmp_path / "artifacts").as_uri()
+    from_file = StudyRun.start_or_resume(
+        uri, "commented", {"name": "commented"}, spec_path, artifact_location=artifacts
+    )
+    dumped = StudyRun.start_or_resume(
+        uri, "dumped", {"name": "dumped", "epochs": 3}, artifact_location=artifacts
+    )
+    logged = download_artifact(uri, from_file.run_id, "spec.yaml", tmp_path / "file")
+    assert logged.read_text("utf-8") == spec_path.read_text("utf-8")
+    logged = download_artifact(uri, dumped.run_id, "spec.yaml", tmp_path / "dump")
+    assert logged.read_text("utf-8") == "name: dumped\nepochs: 3\n"
+
+
+def test_more_params_than_one_request_takes_are_all_logged(mlflow_server: MlflowServer) -> None:
+    """MLflow's REST API takes 100 params per request; a study's flattened spec may hold more."""
+    name = unique_name("many-params")
+    spec = {"name": name, "space": {f"axis_{index:03d}": index for index in range(250)}}
+    study = StudyRun.start_or_resume(mlflow_server.uri, name, spec)
+    params = MlflowClient(mlflow_server.uri).get_run(study.run_id).data.params
+    assert len(params) == 251
+    assert params["space.axis_249"] == "249"

@@ -29,8 +29,14 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
 
 
+def _refuse_non_json(constant: str) -> None:
+    raise AssertionError(f"metrics.jsonl holds {constant}, which is not JSON")
+
+
 def read_metrics(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    """The records of `metrics.jsonl`, read as strict JSON (no NaN or Infinity)."""
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line, parse_constant=_refuse_non_json) for line in lines]
 
 
 @pytest.fixture
@@ -171,6 +177,40 @@ def test_an_interrupt_while_the_arrays_are_written_leaves_a_resumable_run(
     assert len(read_metrics(cut)) == 4
 
 
+def test_an_interrupt_between_the_arrays_and_the_checkpoint_leaves_a_resumable_run(
+    tmp_path: Path, small_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the second checkpoint's save, after its arrays were written: the arrays are
+    an epoch ahead of the checkpoint, and `--resume` cuts them back before it continues."""
+    from hcl_study.train import Trainer
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    common = ("train", "--config", str(small_config), "--set", "epochs=4")
+    common += ("--checkpoint-every", "1")
+    assert invoke(*common, "--out", str(whole)).exit_code == 0
+    save = Trainer.save
+    calls = []
+
+    def interrupted_second_save(self: Trainer, directory: str | Path) -> Path:
+        calls.append(True)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return save(self, directory)
+
+    monkeypatch.setattr(Trainer, "save", interrupted_second_save)
+    assert invoke(*common, "--out", str(cut)).exit_code == EXIT_INTERRUPTED
+    assert np.load(cut / "class_means.npy").shape[0] == 2, "the arrays are an epoch ahead"
+    monkeypatch.setattr(Trainer, "save", save)
+
+    assert invoke(*common, "--out", str(cut), "--resume").exit_code == 0
+    for name in ("class_means.npy", "spectrum.npy"):
+        assert np.array_equal(np.load(whole / name), np.load(cut / name)), name
+    assert read_metrics(cut) == [
+        {**record, "epoch_seconds": cut_record["epoch_seconds"]}
+        for record, cut_record in zip(read_metrics(whole), read_metrics(cut), strict=True)
+    ]
+
+
 def test_resume_refuses_damaged_files_and_a_shorter_run(tmp_path: Path, small_config: Path) -> None:
     out = tmp_path / "run"
     common = ("train", "--config", str(small_config), "--out", str(out))
@@ -295,6 +335,7 @@ def test_a_diverged_run_keeps_its_last_finite_checkpoint_and_is_not_resumed(
     assert f"Diverged in epoch {diverged_epoch} of 4" in message
     records = read_metrics(out)
     assert [record["regime"] for record in records][-1] == "diverged"
+    assert None in records[-1].values(), "a non-finite value is written as null"
     assert len(records) == diverged_epoch
     assert len(np.load(out / "class_means.npy")) == diverged_epoch
     if checkpoint_epoch:

@@ -563,3 +563,160 @@ def test_pipeline_ends_at_a_diverged_epoch_and_yields_nothing_when_done(tmp_path
     train(finished.config, trainer=finished)
     with EpochPipeline(finished, checkpoint_every=1) as epochs:
         assert list(epochs) == []
+
+
+def record_training_labels(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """The labels of every training batch, in order (the loss calls that draw negatives)."""
+    from hcl_study.losses import contrastive_loss
+    from hcl_study.train import trainer as trainer_module
+
+    labels: list[torch.Tensor] = []
+
+    def recording_loss(z: torch.Tensor, y: torch.Tensor, **options: Any) -> torch.Tensor:
+        if "generator" in options:
+            labels.append(y.clone())
+        return contrastive_loss(z, y, **options)
+
+    monkeypatch.setattr(trainer_module, "contrastive_loss", recording_loss)
+    return labels
+
+
+def fake_cifar_config(root: Path, **overrides: Any) -> TrainConfig:
+    """ResNet-18 on augmented fake CIFAR-10 in batches of 10: the DataLoader path."""
+    base = {
+        "data": {"name": "cifar10", "root": str(root), "augment": True},
+        "model": {"name": "resnet18", "head_hidden": 32},
+        "batch_size": 10,
+        "epochs": 2,
+        "device": "cpu",
+    }
+    return TrainConfig.model_validate(with_overrides(base, overrides))
+
+
+def test_a_training_set_smaller_than_a_batch_is_one_batch() -> None:
+    trainer = Trainer(small_config(epochs=1, batch_size=64, **{"data.num_train": 40}))
+    (result,) = train(trainer.config, trainer=trainer)
+    assert {int(state["step"]) for state in trainer.optimizer.state.values()} == {1}
+    assert result.metrics["loss"] > 0
+
+
+def test_in_memory_batches_follow_the_shuffle_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    labels = record_training_labels(monkeypatch)
+    trainer = Trainer(small_config(epochs=1))
+    y_all = trainer.data.train.tensors[1]
+    train(trainer.config, trainer=trainer)
+    order = torch.randperm(200, generator=torch.Generator().manual_seed(1))  # seed 0's stream 1
+    assert torch.equal(torch.cat(labels), y_all[order])
+
+
+def test_loader_batches_follow_the_shuffle_stream_and_drop_the_ragged_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch.utils.data import DataLoader
+
+    root = write_fake_cifar(tmp_path / "cifar", num_train=25, num_test=10)
+    labels = record_training_labels(monkeypatch)
+    trainer = Trainer(fake_cifar_config(root, epochs=1))
+    y_all = trainer.data.train_eval.tensors[1]
+    train(trainer.config, trainer=trainer)
+    assert [len(y) for y in labels] == [10, 10]
+    shuffle = torch.Generator().manual_seed(1)  # seed 0's stream 1
+    reference = DataLoader(range(25), 10, shuffle=True, drop_last=True, generator=shuffle)
+    assert torch.equal(torch.cat(labels), y_all[torch.cat(list(reference))])
+
+
+def test_resume_of_an_augmented_run_gives_the_uninterrupted_run(tmp_path: Path) -> None:
+    """The crops and flips draw from torch's global RNG, which the checkpoint restores."""
+    root = write_fake_cifar(tmp_path / "cifar", num_train=20, num_test=10)
+    config = fake_cifar_config(root)
+    uninterrupted = train(config)
+    first = Trainer(config)
+    head = [first.run_epoch()]
+    first.save(tmp_path / "checkpoint")
+    resumed = Trainer(config)
+    resumed.restore(tmp_path / "checkpoint")
+    assert_same_run(uninterrupted, head + train(config, trainer=resumed))
+
+
+def test_bf16_is_ignored_on_the_cpu() -> None:
+    (with_bf16,) = train(small_config(epochs=1, bf16=True))
+    (without,) = train(small_config(epochs=1))
+    assert comparable(with_bf16) == comparable(without)
+
+
+def test_optimizer_settings_reach_the_optimizer() -> None:
+    sgd = Trainer(small_config(**{"optimizer.name": "sgd"})).optimizer
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    adam = Trainer(small_config(**{"optimizer.weight_decay": 0.01})).optimizer
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["weight_decay"] == 0.01
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hcl_study.train.checkpoint import load_checkpoint
+
+    trainer = Trainer(small_config())
+    trainer.run_epoch()
+    trainer.save(tmp_path)
+    trainer.run_epoch()
+
+    def torn_save(state: Any, path: Any, *args: Any, **kwargs: Any) -> None:
+        Path(path).write_bytes(b"torn")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save(tmp_path)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path)["epoch"] == 1
+
+
+def test_save_creates_its_folder(tmp_path: Path) -> None:
+    from hcl_study.train.checkpoint import load_checkpoint
+
+    Trainer(small_config()).save(tmp_path / "a" / "b")
+    assert load_checkpoint(tmp_path / "a" / "b")["epoch"] == 0
+
+
+def test_leaving_the_pipeline_deletes_the_state_it_trained_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with EpochPipeline(Trainer(small_config(epochs=4)), checkpoint_every=1) as epochs:
+        for _ in epochs:
+            deadline = time.monotonic() + 60
+            while epochs._done.empty() and time.monotonic() < deadline:
+                time.sleep(0.01)  # epoch 1 trained ahead and its state saved, not yet taken
+            trained_ahead = not epochs._done.empty()
+            break
+    assert trained_ahead, "epoch 1 was not trained ahead within 60 s"
+    assert list(tmp_path.glob("hcl-epoch-state-*")) == []
+
+
+def test_geometry_is_measured_on_the_training_set_in_eval_mode_and_ncm_on_the_test_set() -> None:
+    from hcl_study.geometry.ncm import ncm_accuracy
+
+    trainer = Trainer(small_config(epochs=1))
+    result = trainer.run_epoch()
+    trainer.model.eval()
+    with torch.no_grad():
+        z_train = trainer.model(trainer.data.train_eval.tensors[0]).double()  # (N, d)
+        z_test = trainer.model(trainer.data.test.tensors[0])
+    y_train, y_test = trainer.data.train_eval.tensors[1], trainer.data.test.tensors[1]
+    means = torch.stack([z_train[y_train == c].mean(0) for c in range(5)]).numpy()  # (C, d)
+    np.testing.assert_allclose(result.class_means, means, rtol=1e-5, atol=1e-6)
+    assert result.metrics["ncm_accuracy_test"] == ncm_accuracy(z_test, y_test, result.class_means)
+
+
+def test_an_augmented_run_measures_its_unaugmented_images(tmp_path: Path) -> None:
+    root = write_fake_cifar(tmp_path / "cifar", num_train=20, num_test=10)
+    trainer = Trainer(fake_cifar_config(root, epochs=1))
+    result = trainer.run_epoch()
+    trainer.model.eval()
+    with torch.no_grad():
+        z = trainer.model(trainer.data.train_eval.tensors[0]).double()  # (N, d)
+    y = trainer.data.train_eval.tensors[1]
+    present = [c for c in range(10) if (y == c).any()]
+    means = torch.stack([z[y == c].mean(0) for c in present]).numpy()
+    np.testing.assert_allclose(result.class_means[present], means, rtol=1e-4, atol=1e-5)

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 from reliability_support import (
@@ -35,7 +36,7 @@ from study_checks import LOGGED_METRICS, metric_steps, study_runs, tune_trial_co
 
 from hcl_study.faults import FAULT_DIR_VARIABLE, FAULT_LIMIT_VARIABLE, FAULT_VARIABLE
 from hcl_study.study.runner import resume_study, run_study
-from hcl_study.tracking import ERROR_TAG, REGIME_COUNT_TAG
+from hcl_study.tracking import ERROR_TAG, REGIME_COUNT_TAG, download_artifact
 
 # Long enough epochs (about 0.2-0.5 s on one CPU) for a fault to land mid-trial.
 SLOW_DATA = {"name": "latent_class", "num_classes": 10, "input_dim": 16, "num_train": 6000}
@@ -133,6 +134,15 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_results(
         for key in crashed_final
         if crashed_final[key] != clean_final.get(key)
     }
+
+    def artifact(trial_id: str, name: str) -> np.ndarray:
+        run_id = by_trial[trial_id].info.run_id
+        return np.load(download_artifact(mlflow_server.uri, run_id, name, tmp_path / trial_id))
+
+    # The retry carried the epochs before its checkpoint into the final artifacts.
+    for name in ("class_means.npy", "spectrum.npy"):
+        retried = artifact(crashed, name)
+        assert len(retried) == epochs and np.array_equal(retried, artifact(clean, name)), name
 
 
 def test_diverged_trial_is_recorded_and_the_optuna_study_goes_on(

@@ -329,11 +329,13 @@ class BoundarySearcher(Searcher):
         """The cell and unit point of the next trial (see the module docstring); None when
         every open cell turns out to have no point left to try."""
         designing = [i for i in open_cells if self._issued(i) < len(self._cells[i].design)]
-        if designing:
-            index = min(designing, key=self._issued)
-            return index, self._next_point(index)[0]
+        for index in sorted(designing, key=self._issued):
+            proposal = self._next_point(index)
+            if proposal is not None:
+                return index, proposal[0]
+            self._cells[index].exhausted = True  # failures ruled out the rest of its design
         proposals = {}
-        for index in open_cells:
+        for index in (i for i in open_cells if not self._cells[i].exhausted):
             proposal = self._next_point(index)
             if proposal is None:
                 self._cells[index].exhausted = True

@@ -11,7 +11,18 @@ import numpy as np
 import pytest
 from ray.tune.search import Searcher
 
-from hcl_study.levelset import Axis, from_unit, to_unit, unit_grid
+from hcl_study.levelset import (
+    Axis,
+    GPRegression,
+    fit_gp_regression,
+    from_unit,
+    propose,
+    space_filling_point,
+    success_probability,
+    to_unit,
+    unit_grid,
+)
+from hcl_study.study import boundary_search
 from hcl_study.study.boundary_search import BoundarySearcher, CategoryEstimate
 
 BETA = Axis("loss.beta", 0.0, 50.0, log=True, offset=1.0)
@@ -419,3 +430,165 @@ def test_tune_passes_the_reports_that_make_an_error_after_the_last_one_a_result(
     observed_lr = np.array(restored._cells[0].observed_x)[:, 0]  # (3,) unit coordinates
     lr_exponents = np.log10(from_unit([LR], observed_lr[:, None])[:, 0])
     assert restored._cells[0].observed_y == pytest.approx([e + 1 for e in lr_exponents])
+
+
+def failure_covered_searcher(**kwargs: Any) -> BoundarySearcher:
+    """One log axis, design 4, failure radius 0.7: results 0.3 and 0.4 at the first two
+    design points, then the third fails and its zone covers every point left."""
+    searcher = BoundarySearcher(
+        [LR], "erank_ratio", 0.5, initial_design=4, failure_radius=0.7, **kwargs
+    )
+    for number, value in enumerate([0.3, 0.4, float("nan")]):
+        assert isinstance(searcher.suggest(f"t{number}"), dict)
+        searcher.on_trial_complete(f"t{number}", {"erank_ratio": value})
+    return searcher
+
+
+def test_a_finished_search_stays_finished_after_save_and_restore(tmp_path: Path) -> None:
+    """One log axis with a failure radius of 0.7: the third design point fails and rules out
+    every candidate, so the search ends; a restored searcher knows that at once."""
+    searcher = failure_covered_searcher()
+    assert searcher.suggest("t3") == Searcher.FINISHED and searcher.finished
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    restored = BoundarySearcher([LR], "erank_ratio", 0.5)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored.finished
+
+
+def test_the_last_report_of_a_running_trial_survives_save_and_restore(tmp_path: Path) -> None:
+    """A trial that reported its final epoch before the save and errors after the restore
+    counts by that report."""
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5)
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"erank_ratio": 0.7, "epoch": 4, "total_epochs": 5})
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    restored = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_complete("a", error=True)
+    [estimate] = restored.estimate()
+    assert (estimate.n_completed, estimate.n_failed) == (1, 0)
+    assert restored._cells[0].observed_y == [0.7]
+
+
+def test_categories_without_results_take_turns_past_their_designs() -> None:
+    """Designs of 2, nothing completed: after the designs neither value has a GP (score 0),
+    and the tie goes to the one with fewer trials issued, counting its own pending only."""
+    searcher = BoundarySearcher(
+        [BETA, TAU], "erank_ratio", 0.5, categories={"n": ["x", "y"]}, initial_design=2
+    )
+    assert [searcher.suggest(f"t{i}")["n"] for i in range(6)] == ["x", "y"] * 3
+
+
+def test_failed_trials_count_as_issued_design_points() -> None:
+    """x's design of 2 is done after one failed and one finished trial; x, with a single
+    result and no GP, then loses to y, whose 2 results give a GP with a positive score."""
+    searcher = BoundarySearcher(
+        [BETA, TAU], "erank_ratio", 0.5, categories={"n": ["x", "y"]}, initial_design=2
+    )
+    categories = []
+    for number, value in enumerate([float("nan"), 0.2, 0.8, 0.7]):
+        categories.append(searcher.suggest(f"t{number}")["n"])
+        searcher.on_trial_complete(f"t{number}", {"erank_ratio": value})
+    categories.append(searcher.suggest("t4")["n"])
+    assert categories == ["x", "y", "x", "y", "y"]
+
+
+def test_concurrent_design_suggestions_are_different_points() -> None:
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5)
+    assert searcher.suggest("a") != searcher.suggest("b")
+
+
+def test_expected_error_with_failures_weights_the_grid_by_the_chance_of_success() -> None:
+    """Past log(β + 1) = 3.3 every trial diverges: the expected error counts each grid point
+    by success_probability(grid, results, failures), which lowers it below the level set's."""
+    searcher = BoundarySearcher([BETA, TAU], "erank_ratio", 0.5, seed=0)
+    for number in range(12):
+        config = searcher.suggest(f"t{number}")
+        diverged = math.log1p(config["loss.beta"]) > 3.3
+        value = float("nan") if diverged else phase_2d(config)
+        searcher.on_trial_complete(f"t{number}", {"erank_ratio": value})
+    [estimate] = searcher.estimate()
+    assert estimate.n_failed > 0
+    _, grid = unit_grid(2)
+    success = success_probability(
+        grid,
+        np.array(searcher._cells[0].observed_x),
+        np.array([unit for _, unit in searcher._failed.values()]),
+    )
+    wrong_side = estimate.level_set.wrong_side.ravel()
+    assert estimate.expected_error == pytest.approx(np.mean(success * wrong_side), rel=1e-12)
+    assert estimate.expected_error < estimate.level_set.expected_error
+
+
+def test_optimizer_restarts_run_every_refit_every_new_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With refit_every=5 the first fit (2 results) and those at 7 and 12 results restart
+    the optimizer; the fits in between are warm-started without restarts."""
+    restarts: dict[int, int] = {}
+
+    def recording_fit(unit_x: np.ndarray, y: np.ndarray, **kwargs: Any) -> GPRegression:
+        restarts[len(y)] = kwargs["n_restarts"]
+        return fit_gp_regression(unit_x, y, **kwargs)
+
+    monkeypatch.setattr(boundary_search, "fit_gp_regression", recording_fit)
+    searcher = BoundarySearcher([LR], "erank_ratio", 0.5, initial_design=2, refit_every=5)
+    run(searcher, phase_1d, 12)
+    searcher.estimate()  # the fit on all 12 results
+    assert restarts == {count: 2 if count in (2, 7, 12) else 0 for count in range(2, 13)}
+
+
+def test_candidate_seeds_include_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Space-filling points (no GP yet) and proposals draw their Sobol candidates with seed
+    [seed, cell, trials issued], so each step sees fresh candidates."""
+    seeds: list[list[int]] = []
+
+    def recording_point(dim: int, avoid: np.ndarray, **kwargs: Any) -> np.ndarray:
+        seeds.append(list(kwargs["seed"]))
+        return space_filling_point(dim, avoid, **kwargs)
+
+    def recording_propose(gp: GPRegression, threshold: float, **kwargs: Any) -> Any:
+        seeds.append(list(kwargs["seed"]))
+        return propose(gp, threshold, **kwargs)
+
+    monkeypatch.setattr(boundary_search, "space_filling_point", recording_point)
+    monkeypatch.setattr(boundary_search, "propose", recording_propose)
+    searcher = BoundarySearcher([LR], "erank_ratio", 0.5, initial_design=2, seed=7)
+    for number in range(4):  # the design of 2, then space-filling points (no results yet)
+        searcher.suggest(f"p{number}")
+    assert seeds == [[7, 0, 2], [7, 0, 3]]
+    for number, value in enumerate([0.2, 0.4, 0.6, 0.8]):
+        searcher.on_trial_complete(f"p{number}", {"erank_ratio": value})
+    seeds.clear()
+    run(searcher, phase_1d, 2, start=4)  # GP proposals
+    assert seeds == [[7, 0, 4], [7, 0, 5]]
+
+
+def test_failures_that_rule_out_the_rest_of_the_design_end_the_search() -> None:
+    searcher = failure_covered_searcher()
+    assert searcher.suggest("t3") == Searcher.FINISHED
+    assert searcher.finished
+
+
+def test_a_category_whose_design_is_ruled_out_stops_and_the_other_goes_on() -> None:
+    """x's third design point fails and its zone (radius 0.7) covers x's line; y, whose
+    trials all succeed, keeps getting trials."""
+    searcher = BoundarySearcher(
+        [LR],
+        "erank_ratio",
+        0.5,
+        categories={"n": ["x", "y"]},
+        initial_design=4,
+        failure_radius=0.7,
+    )
+    x_values = iter([0.3, 0.4, float("nan")])
+    categories = []
+    for number in range(12):
+        config = searcher.suggest(f"t{number}")
+        assert isinstance(config, dict)
+        categories.append(config["n"])
+        value = next(x_values) if config["n"] == "x" else phase_1d(config)
+        searcher.on_trial_complete(f"t{number}", {"erank_ratio": value})
+    assert categories[:6] == ["x", "y"] * 3
+    assert categories[6:] == ["y"] * 6
+    assert searcher._cells[0].exhausted and not searcher.finished

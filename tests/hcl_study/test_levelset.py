@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.special import ndtr
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, qmc
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
 from hcl_study.levelset import (
@@ -18,8 +18,10 @@ from hcl_study.levelset import (
     fit_probability,
     from_unit,
     gp_level_set,
+    latin_hypercube,
     level_set,
     misclassification_reduction,
+    other_side_probability,
     propose,
     sobol_points,
     space_filling_point,
@@ -376,3 +378,95 @@ def test_region_and_band_fractions_count_the_grid_points() -> None:
     assert summary["region_fraction"] == pytest.approx(70 / 101)
     assert summary["band_fraction"] == pytest.approx(10 / 101)
     assert summary["expected_error"] == pytest.approx(0.5)
+
+
+def test_from_unit_stays_within_the_bounds_at_the_top_of_log_axes() -> None:
+    """exp(log(0.1)) rounds above 0.1 and exp(log(11)) - 1 above 10: clipped back to high."""
+    assert Axis("lr", 1e-4, 1e-1, log=True).from_unit(1.0) <= 0.1
+    assert Axis("b", 0.0, 10.0, log=True, offset=1.0).from_unit(1.0) <= 10.0
+    assert np.all(from_unit([BETA, TAU], [[1.0, 1.0]]) <= [50.0, 1.0])
+
+
+def test_sobol_points_gives_exactly_the_requested_count_off_a_power_of_two() -> None:
+    """5 points are a prefix of 2**3 = 8; rounding log2(5) down would draw only 4."""
+    assert sobol_points(2, 5, 0).shape == (5, 2)
+    assert sobol_points(1, 1000, 0).shape == (1000, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_latin_hypercube_is_discrepancy_optimized(seed: int) -> None:
+    """random-cd only accepts swaps that lower the centered discrepancy of the plain draw."""
+    optimized = latin_hypercube(2, 8, seed)
+    plain = qmc.LatinHypercube(2, rng=np.random.default_rng(seed)).random(8)
+    assert qmc.discrepancy(optimized, method="CD") < qmc.discrepancy(plain, method="CD")
+
+
+def test_gp_regression_needs_two_points() -> None:
+    with pytest.raises(ValueError, match="at least 2 points"):
+        fit_gp_regression([[0.5]], [1.0])
+
+
+def test_gp_regression_of_a_constant_predicts_that_constant() -> None:
+    """y has zero spread: standardizing by it must not divide by zero."""
+    gp = fit_gp_regression([[0.0], [1.0]], [0.3, 0.3])
+    mean, std = gp.predict([[0.5]])
+    assert mean[0] == pytest.approx(0.3)
+    assert np.isfinite(std[0])
+
+
+def test_other_side_probability_is_zero_without_uncertainty_even_on_the_level() -> None:
+    np.testing.assert_array_equal(
+        other_side_probability(np.array([0.0, 1.0, -1.0]), np.zeros(3)), [0.0, 0.0, 0.0]
+    )
+    assert other_side_probability(np.array([0.0]), np.array([1.0]))[0] == 0.5
+
+
+def test_symmetric_difference_counts_both_sides_and_is_symmetric() -> None:
+    a = np.array([True, False, False, False])
+    b = np.array([False, False, False, True])
+    assert symmetric_difference_fraction(a, b) == 0.5
+    assert symmetric_difference_fraction(b, a) == 0.5
+
+
+def test_ties_at_the_level_are_outside_the_region_and_inside_the_band() -> None:
+    """field = 0, 0.5, 1 at level 0.5: only 1 lies above it; a ±0.5 band touches the level at
+    every point (lower = 0.5 at the top, upper = 0.5 at the bottom), so all 3 straddle it."""
+    field = np.array([0.0, 0.5, 1.0])
+    estimate = level_set([Axis("x", 0.0, 1.0)], field, field - 0.5, field + 0.5, 0.5, field)
+    assert estimate.region.tolist() == [False, False, True]
+    assert estimate.to_dict()["region_fraction"] == pytest.approx(1 / 3)
+    assert estimate.band.tolist() == [True, True, True]
+    assert estimate.to_dict()["band_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("acquisition", ["sur", "straddle"])
+def test_proposal_gain_is_the_documented_success_weighted_sur_share(acquisition: str) -> None:
+    """The gain is the SUR reduction at the proposal over the reference points, each weighted
+    by its success probability (results of gp.train_x, the failures), times the proposal's
+    success probability, over the number of reference points actually used (here fewer than
+    n_reference, since the exclusion zones remove candidates)."""
+    rng = np.random.default_rng(0)
+    unit = rng.random((10, 2))  # (10, 2)
+    gp = fit_gp_regression(unit, np.sin(6 * unit[:, 0]) + 0.3 * rng.normal(size=10))
+    failed = np.array([[0.9, 0.9], [0.85, 0.95]])
+    avoid = np.vstack([unit, failed])  # (12, 2)
+    radius = np.r_[np.full(10, 0.005), np.full(2, 0.2)]  # (12,)
+    best, gain = propose(
+        gp,
+        0.0,
+        avoid=avoid,
+        avoid_radius=radius,
+        failed=failed,
+        acquisition=acquisition,
+        n_candidates=64,
+        n_reference=64,
+        seed=1,
+    )
+    candidates = sobol_points(2, 64, 1)  # (64, 2), as propose draws them
+    distance = np.linalg.norm(candidates[:, None, :] - avoid[None, :, :], axis=2)  # (64, 12)
+    candidates = candidates[np.all(distance > radius, axis=1)]
+    assert len(candidates) < 64  # the reference set is the whole (smaller) remainder
+    success = success_probability(candidates, gp.train_x, failed)
+    [index] = np.flatnonzero((candidates == best).all(axis=1))
+    reduction = misclassification_reduction(gp, best[None, :], candidates, 0.0, success)[0]
+    assert gain == pytest.approx(reduction * success[index] / len(candidates), rel=1e-9, abs=0)

@@ -93,10 +93,10 @@ def singular_values_from_class_means(class_means: np.ndarray) -> np.ndarray:
     """
     means = np.asarray(class_means, dtype=float)  # (C, d)
     means = means[np.isfinite(means).all(axis=1)]  # (C_eff, d)
-    centred = means - means.mean(axis=0)  # (C_eff, d)
-    singular_values = np.linalg.svd(centred, compute_uv=False)  # (min(C_eff, d),)
-    count = max(0, min(centred.shape[1], len(means) - 1))
+    count = max(0, min(means.shape[1], len(means) - 1))
     if count == 0:
         return np.empty(0)
+    centred = means - means.mean(axis=0)  # (C_eff, d)
+    singular_values = np.linalg.svd(centred, compute_uv=False)  # (min(C_eff, d),)
     with np.errstate(invalid="ignore"):  # all means equal: NaN
         return singular_values[:count] / singular_values[0]

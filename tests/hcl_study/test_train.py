@@ -325,15 +325,7 @@ def test_digits_mlp_trains_above_chance() -> None:
 
 def test_resnet18_trains_one_epoch_on_augmented_fake_cifar(tmp_path: Path) -> None:
     root = write_fake_cifar(tmp_path / "cifar", num_train=20, num_test=10)
-    config = TrainConfig.model_validate(
-        {
-            "data": {"name": "cifar10", "root": str(root), "augment": True},
-            "model": {"name": "resnet18", "head_hidden": 32},
-            "batch_size": 10,
-            "epochs": 1,
-            "device": "cpu",
-        }
-    )
+    config = fake_cifar_config(root, epochs=1)
     trainer = Trainer(config)
     assert not isinstance(trainer.data.train, TensorDataset)  # the DataLoader path
 

@@ -6,6 +6,8 @@
 - `analysis.boundary`: the NC/DC phase boundary with its band.
 - `analysis.figures`: the paper's figures 1-6 and the phase diagram.
 - `analysis.report`: the self-contained HTML report, logged on the study's parent run.
+- `analysis.hardness`: how much hardness weight a trained run puts on the anchor's own
+  class (`hcl-study hardness`; imported on its own, as it loads the training code).
 """
 
 from analysis.boundary import PhaseBoundary, estimate_level_set, estimate_phase_boundary

@@ -646,3 +646,43 @@ def reproduce(
         table.add_row(str(claim["number"]), claim["verdict"], escape(claim["reason"]))
     console.print(table)
     _print_report_location(report, ARTIFACT_PATH, study)
+
+
+@app.command()
+@user_errors_exit_2
+def hardness(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN", help="Run folders of `hcl-study train` (config + checkpoint)."
+        ),
+    ],
+    samples: Annotated[
+        int,
+        typer.Option(metavar="N", help="Batch of the first N training samples to weigh.", min=2),
+    ] = 512,
+) -> None:
+    """Share of each anchor's hardness weight on its own class, for trained runs (HUCL's DC)."""
+    from rich.table import Table
+
+    from analysis.hardness import LOW_QUANTILE, run_own_class_weight
+
+    table = Table(title=f"Hardness weight on the anchor's own class ({samples} training samples)")
+    low = f"q{LOW_QUANTILE * 100:02.0f}"
+    for column in ("run", "loss", "beta", "self_negative", "epoch", "mean", low, "min"):
+        table.add_column(column, overflow="fold")
+    with console.status("Embedding the runs' training samples"):
+        for run in runs:
+            share = run_own_class_weight(run, samples)
+            table.add_row(
+                escape(str(run)),
+                share.loss,
+                f"{share.beta:g}",
+                str(share.self_negative).lower() if share.loss == "ucl" else "-",
+                str(share.epoch),
+                *(f"{value:.4f}" for value in (share.mean, share.low, share.min)),
+            )
+    console.print(table)
+    console.print(
+        f"{low}: the {LOW_QUANTILE:.0%} quantile over the anchors.", highlight=False, soft_wrap=True
+    )

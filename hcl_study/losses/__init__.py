@@ -8,6 +8,7 @@ from hcl_study.losses.contrastive import (
     contrastive_loss,
     contrastive_loss_views,
     contrastive_pair_losses,
+    hardness_weights,
 )
 from hcl_study.losses.normalization import (
     NORMALIZATION_MODES,
@@ -27,5 +28,6 @@ __all__ = [
     "contrastive_loss",
     "contrastive_loss_views",
     "contrastive_pair_losses",
+    "hardness_weights",
     "normalize_features",
 ]

@@ -129,11 +129,7 @@ def contrastive_pair_losses(
     same_class = labels[:, None] == labels[None, :]  # (B, B)
     not_self = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)  # (B, B)
     pair_mask = same_class if self_positive else same_class & not_self  # (B, B)
-    negative_mask = None  # UCL: every sample is a candidate negative
-    if loss == "scl":
-        negative_mask = ~same_class  # (B, B)
-    elif not self_negative:
-        negative_mask = not_self
+    negative_mask = _candidate_negatives(labels, loss, self_negative)  # (B, B) or None
     if negative_mask is not None:
         has_negatives = negative_mask.any(dim=1, keepdim=True)  # (B, 1)
         pair_mask = pair_mask & has_negatives
@@ -212,6 +208,47 @@ def contrastive_loss_views(
     )
 
 
+def hardness_weights(
+    z: Tensor,
+    labels: Tensor,
+    *,
+    loss: LossName = "scl",
+    beta: float = 0.0,
+    self_negative: bool = True,
+) -> Tensor:
+    """The hardness weights w_an that the loss puts on each anchor's candidate negatives.
+
+    Args:
+        z: Features after normalization, shape (B, d).
+        labels: Integer labels, shape (B,).
+        loss: `scl` or `ucl`, choosing the candidate negatives N(a) as in `contrastive_loss`.
+        beta: Hardness, >= 0.
+        self_negative: Whether the anchor counts among its own candidate negatives (`ucl`).
+
+    Returns:
+        Weights (B, B), detached, in float32 at least: row a sums to 1 over N(a) and is 0
+        elsewhere; the row of an anchor without candidate negatives is all 0.
+    """
+    _validate_batch(z, labels, loss, beta)
+    features = z.detach().to(torch.promote_types(z.dtype, torch.float32))  # (B, d)
+    similarity = features @ features.T  # (B, B)
+    negative_mask = _candidate_negatives(labels, loss, self_negative)  # (B, B) or None
+    if negative_mask is None:
+        return _log_hardness_weights(similarity, None, beta).exp()
+    has_negatives = negative_mask.any(dim=1, keepdim=True)  # (B, 1)
+    log_weights = _log_hardness_weights(similarity, negative_mask | ~has_negatives, beta)
+    return torch.where(negative_mask, log_weights.exp(), 0.0)
+
+
+def _candidate_negatives(labels: Tensor, loss: str, self_negative: bool) -> Tensor | None:
+    """N(a) of every anchor as a (B, B) mask; None when every sample of the batch is one."""
+    if loss == "scl":
+        return labels[:, None] != labels[None, :]
+    if not self_negative:
+        return ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return None
+
+
 def _log_hardness_weights(similarity: Tensor, negative_mask: Tensor | None, beta: float) -> Tensor:
     """Log of w_an, proportional to exp(beta * s_an) over N(a); -inf outside N(a).
 
@@ -285,19 +322,24 @@ def _validate(
     negative_scale: float,
 ) -> None:
     """Raise ValueError naming the first invalid argument and its allowed values."""
+    _validate_batch(z, labels, loss, beta)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
+    if not (math.isfinite(negative_scale) and negative_scale > 0):
+        raise ValueError(f"negative_scale must be a finite number > 0, got {negative_scale!r}")
+    if not isinstance(num_negatives, numbers.Integral) or num_negatives < 1:
+        raise ValueError(f"num_negatives must be an integer >= 1, got {num_negatives!r}")
+
+
+def _validate_batch(z: Tensor, labels: Tensor, loss: str, beta: float) -> None:
+    """Raise ValueError naming the first invalid batch shape, loss name or hardness."""
     if z.ndim != 2:
         raise ValueError(f"z must have shape (B, d), got {tuple(z.shape)}")
     if labels.shape != (z.shape[0],):
         raise ValueError(f"labels must have shape ({z.shape[0]},), got {tuple(labels.shape)}")
     if loss not in LOSS_NAMES:
         raise ValueError(f"loss must be one of {LOSS_NAMES}, got {loss!r}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
     if not (math.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-    if not (math.isfinite(negative_scale) and negative_scale > 0):
-        raise ValueError(f"negative_scale must be a finite number > 0, got {negative_scale!r}")
-    if not isinstance(num_negatives, numbers.Integral) or num_negatives < 1:
-        raise ValueError(f"num_negatives must be an integer >= 1, got {num_negatives!r}")

@@ -19,6 +19,7 @@ from hcl_study.losses import (
     contrastive_loss,
     contrastive_loss_views,
     contrastive_pair_losses,
+    hardness_weights,
 )
 
 LABELS = torch.tensor([0, 1, 0, 2, 1, 0, 3, 1, 2, 0])  # class 3 is a singleton
@@ -190,6 +191,33 @@ def test_hucl_self_negative_takes_the_weight_at_large_beta(beta: float) -> None:
     gap_with_self = (pairs_with_self - only_self)[mask].abs().max()
     gap_without_self = (pairs_without_self - only_self)[mask].abs().max()
     assert gap_with_self < 0.05 * gap_without_self
+
+
+@pytest.mark.parametrize(("loss", "self_negative"), [("scl", True), ("ucl", True), ("ucl", False)])
+@pytest.mark.parametrize("beta", [0.0, 3.0])
+def test_hardness_weights_match_naive_loop(loss: str, self_negative: bool, beta: float) -> None:
+    labels = LABELS
+    z = random_sphere(len(labels), 5, seed=21)
+    expected = torch.zeros(len(labels), len(labels), dtype=torch.float64)
+    for a in range(len(labels)):
+        if loss == "ucl":
+            negatives = [n for n in range(len(labels)) if self_negative or n != a]
+        else:
+            negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
+        total = sum(math.exp(beta * float(z[a] @ z[m])) for m in negatives)
+        for n in negatives:
+            expected[a, n] = math.exp(beta * float(z[a] @ z[n])) / total
+    actual = hardness_weights(z, labels, loss=loss, beta=beta, self_negative=self_negative)
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-15)
+    assert not actual.requires_grad
+
+
+def test_hardness_weights_of_an_anchor_without_negatives_are_zero() -> None:
+    z = random_sphere(3, 4, seed=22)
+    one_class = hardness_weights(z, torch.tensor([1, 1, 1]), loss="scl", beta=2.0)
+    assert torch.equal(one_class, torch.zeros(3, 3, dtype=torch.float64))
+    single = hardness_weights(z[:1], torch.tensor([0]), loss="ucl", beta=2.0, self_negative=False)
+    assert torch.equal(single, torch.zeros(1, 1, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("loss", LOSS_NAMES)

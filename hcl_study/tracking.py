@@ -48,7 +48,7 @@ import sqlalchemy
 import yaml
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.entities import Experiment, Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request_safe
@@ -488,12 +488,56 @@ def _experiment_id(
             experiment = _call(find, "find the experiment", timeout_s)
             if experiment is None:
                 raise
+    _require_active(experiment, name)
+    return experiment.experiment_id
+
+
+def _require_active(experiment: Experiment, name: str) -> None:
     if experiment.lifecycle_stage != "active":
         raise UserError(
             f"The MLflow experiment {name!r} was deleted. Restore it (mlflow experiments restore "
             f"--experiment-id {experiment.experiment_id}) or choose another study name."
         )
-    return experiment.experiment_id
+
+
+def _require_same_spec(study_name: str, spec: dict[str, Any], logged: dict[str, str]) -> None:
+    conflicts = _param_conflicts(spec, logged)
+    if conflicts:
+        raise UserError(
+            f"Study {study_name!r} already exists in MLflow with a different spec "
+            f"({', '.join(conflicts[:10])} changed). Resume it with its original spec, or "
+            "give the new spec another study name."
+        )
+
+
+def check_study_accepted(
+    tracking_uri: str,
+    study_name: str,
+    spec: dict[str, Any],
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+) -> None:
+    """Refuse up front, before Ray starts or a folder is made, a study that
+    `StudyRun.start_or_resume` would refuse. Reads only: an SQLite database that does not
+    exist yet holds nothing to check and is not created.
+
+    Raises:
+        UserError: The study's experiment was deleted, or its parent run logged another
+            value of a key of `spec`.
+        TrackingError: MLflow could not be reached or refused a call.
+    """
+    database = _sqlite_database(tracking_uri) if tracking_uri.startswith("sqlite") else None
+    if database is not None and not database.exists():
+        return
+    client = MlflowClient(tracking_uri)
+    find = partial(client.get_experiment_by_name, study_name)
+    experiment = _call(find, "find the experiment", call_timeout_s)
+    if experiment is None:
+        return
+    _require_active(experiment, study_name)
+    filter_string = _study_filter(study_name)
+    runs = _search_all_runs(client, experiment.experiment_id, filter_string, call_timeout_s)
+    if runs:
+        _require_same_spec(study_name, spec, runs[0].data.params)
 
 
 class StudyRun:
@@ -568,13 +612,7 @@ class StudyRun:
             "create the study run",
             call_timeout_s,
         )
-        conflicts = _param_conflicts(spec, run.data.params)
-        if conflicts:  # refused before the run is touched
-            raise UserError(
-                f"Study {study_name!r} already exists in MLflow with a different spec "
-                f"({', '.join(conflicts[:10])} changed). Resume it with its original spec, or "
-                "give the new spec another study name."
-            )
+        _require_same_spec(study_name, spec, run.data.params)  # before the run is touched
         if existed:
             reopen = partial(client.update_run, run.info.run_id, status="RUNNING")
             _call(reopen, "reopen the study run", call_timeout_s)

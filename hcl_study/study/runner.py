@@ -288,7 +288,7 @@ def run_study(
     complete, reports it again) instead of starting over. `verbose` adds the libraries'
     logs, the trials' own output and tracebacks to the line per ended trial.
     """
-    from hcl_study.tracking import check_tracking_uri
+    from hcl_study.tracking import check_study_accepted, check_tracking_uri
 
     raw = with_assignments(read_yaml_file(spec_path), assignments)
     given = "".join(f" --set {text}" for text in assignments)
@@ -309,6 +309,7 @@ def run_study(
     if not location.address:
         check_local_data(spec)
     check_tracking_uri(location.tracking_uri)
+    check_study_accepted(location.tracking_uri, spec.name, _logged_spec(spec))
     connect_ray(location.address or None, spec, verbose=verbose)
     Path(location.study_dir).mkdir(parents=True, exist_ok=True)
     stored_spec = Path(location.study_dir, SPEC_FILE)
@@ -374,12 +375,13 @@ def resume_study(
     while a node or the tracking server was down) run again from their last checkpoints and
     continue their MLflow runs; otherwise a failed trial stays failed.
     """
-    from hcl_study.tracking import check_tracking_uri
+    from hcl_study.tracking import check_study_accepted, check_tracking_uri
 
     study_dir = find_study(name_or_path)
     location = StudyLocation.load(study_dir)
     spec = parse_study_spec(yaml.safe_load((study_dir / SPEC_FILE).read_text()))
     check_tracking_uri(location.tracking_uri)
+    check_study_accepted(location.tracking_uri, spec.name, _logged_spec(spec))
     restore = _saved_trials(location) > 0
     location.address = address or os.environ.get("RAY_ADDRESS") or location.address
     # A complete study is only reported again, from Tune's saved results: no Ray needed.
@@ -432,17 +434,25 @@ def _fit(
 ) -> StudySummary:
     """Run the study's trials (none when it is `complete`) in its MLflow parent run, then
     check that it completed, log the boundary estimate and summarize it."""
+    import ray
+
     from hcl_study.tracking import BOUNDARY_SEARCH_ARTIFACT, StudyRun
 
     local_store = location.tracking_uri.startswith("sqlite:")
-    study_run = StudyRun.start_or_resume(
-        location.tracking_uri,
-        spec.name,
-        spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-        spec_path,
-        # A SQLite store keeps its artifacts beside it, not in ./mlruns of the working dir.
-        artifact_location=Path(location.study_dir, "artifacts").as_uri() if local_store else None,
-    )
+    try:
+        study_run = StudyRun.start_or_resume(
+            location.tracking_uri,
+            spec.name,
+            _logged_spec(spec),
+            spec_path,
+            # A SQLite store keeps its artifacts beside it, not in ./mlruns of the working dir.
+            artifact_location=(
+                Path(location.study_dir, "artifacts").as_uri() if local_store else None
+            ),
+        )
+    except BaseException:  # e.g. the server went away since the checks: Ray is not left up
+        ray.shutdown()
+        raise
     try:  # from here on, the parent run is closed however the study ends
         location.experiment_id, location.parent_run_id = study_run.experiment_id, study_run.run_id
         location.save()
@@ -484,6 +494,11 @@ def _fit(
         raise
     study_run.finish("FINISHED")
     return summary
+
+
+def _logged_spec(spec: StudySpec) -> dict[str, Any]:
+    """The spec as the parent run logs it (and as a resumed study must match)."""
+    return spec.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _run_trials(

@@ -24,6 +24,8 @@ from reliability_support import cli_env, run_cli, smoke_spec
 from typer.testing import CliRunner
 
 from hcl_study.cli import app
+from hcl_study.study.runner import SPEC_FILE, STUDY_FILE, StudyLocation
+from hcl_study.tracking import StudyRun
 
 NAME = "bad"
 HACKED = "HACKED"
@@ -581,3 +583,55 @@ def test_tracking_failure_after_the_checks_is_one_paragraph_with_exit_1(
     assert output.strip() == (
         "tracking error: Could not read metrics within 120 s (tracking server unreachable?)"
     )
+
+
+def mlflow_study_of_another_spec(root: Path, *, deleted: bool) -> str:
+    """The study NAME in an MLflow store under `root` as an earlier start left it: its
+    parent run logged 10 epochs (the spec to refuse has 3); its experiment deleted when
+    `deleted`. Returns the store's URI."""
+    store = root / "elsewhere"
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    study_run = StudyRun.start_or_resume(
+        uri, NAME, {"base": {"epochs": 10}}, artifact_location=(store / "artifacts").as_uri()
+    )
+    study_run.finish("FINISHED")
+    if deleted:
+        MlflowClient(uri).delete_experiment(study_run.experiment_id)
+    return uri
+
+
+@pytest.mark.parametrize(
+    ("deleted", "expected"),
+    [
+        (True, ("The MLflow experiment 'bad' was deleted", "mlflow experiments restore")),
+        (False, ("already exists in MLflow with a different spec (base.epochs changed)",)),
+    ],
+)
+def test_study_that_mlflow_would_refuse_is_refused_before_anything_starts(
+    deleted: bool, expected: tuple[str, ...], in_tmp: Path
+) -> None:
+    uri = mlflow_study_of_another_spec(in_tmp, deleted=deleted)
+    path = in_tmp / f"{NAME}.yaml"
+    path.write_text(spec_text())
+
+    output, exit_code = invoke(["study", str(path), "--tracking-uri", uri])
+
+    check_refused(output, exit_code, expected)
+    check_nothing_started(in_tmp, in_tmp / "ray-tmp")
+
+
+def test_resume_of_a_study_whose_experiment_was_deleted_starts_no_ray(in_tmp: Path) -> None:
+    import ray
+
+    uri = mlflow_study_of_another_spec(in_tmp, deleted=True)
+    study_dir = in_tmp / "studies" / NAME
+    study_dir.mkdir(parents=True)
+    (study_dir / SPEC_FILE).write_text(spec_text())
+    StudyLocation(NAME, str(study_dir), str(study_dir / "ray"), uri).save()
+
+    output, exit_code = invoke(["resume", NAME])
+
+    check_refused(output, exit_code, ("The MLflow experiment 'bad' was deleted",))
+    assert not ray.is_initialized(), "a Ray session was started"
+    assert not (in_tmp / "ray-tmp").exists(), "a Ray session wrote its temp folder"
+    assert sorted(path.name for path in study_dir.iterdir()) == [SPEC_FILE, STUDY_FILE]

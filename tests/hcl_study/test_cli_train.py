@@ -309,6 +309,7 @@ def test_an_interrupt_before_the_first_checkpoint_says_to_start_again(
     assert stopped.exit_code == EXIT_INTERRUPTED
     message = " ".join(stopped.output.split())
     assert "training stopped after 1 of 4 epochs; no checkpoint was written yet" in message
+    assert "(the first comes after epoch 4)" in message, "the last epoch, before epoch 10"
     assert message.endswith(f"--out {out} --overwrite")
 
 
@@ -353,4 +354,75 @@ def test_a_diverged_run_keeps_its_last_finite_checkpoint_and_is_not_resumed(
     assert resumed.exit_code == 0, resumed.output
     message = " ".join(resumed.output.split())
     assert f"Nothing to do: the run in {out} diverged in epoch {diverged_epoch}" in message
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path: Path, small_config: Path) -> None:
+    out = tmp_path / "run"
+    refused = invoke(
+        "train", "--config", str(small_config), "--set", "epochs=1", "--out", str(out),
+        "--resume", "--overwrite",
+    )  # fmt: skip
+    assert refused.exit_code == EXIT_USER_ERROR, refused.output
+    assert "error: --resume, --overwrite: give one of them" in refused.stderr
+    assert not out.exists()
+
+
+def test_checkpoint_every_below_1_is_refused(tmp_path: Path, small_config: Path) -> None:
+    out = tmp_path / "run"
+    refused = invoke(
+        "train", "--config", str(small_config), "--set", "epochs=1", "--out", str(out),
+        "--checkpoint-every", "0",
+    )  # fmt: skip
+    assert refused.exit_code == EXIT_USER_ERROR, refused.output
+    message = " ".join(refused.output.split())
+    assert "'--checkpoint-every': Input should be greater than or equal to 1" in message
+    assert not out.exists()
+
+
+def test_resume_without_a_checkpoint_starts_the_run_at_epoch_1(
+    tmp_path: Path, small_config: Path
+) -> None:
+    out = tmp_path / "run"
+    result = invoke(
+        "train", "--config", str(small_config), "--set", "epochs=2", "--out", str(out), "--resume"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"No checkpoint in {out}: the run starts at epoch 1." in " ".join(result.output.split())
+    assert [record["epoch"] for record in read_metrics(out)] == [0, 1]
+
+
+def test_resuming_a_complete_run_has_nothing_to_do(tmp_path: Path, small_config: Path) -> None:
+    """`--resume` with the epochs the run already has is allowed (epochs >= its own) and
+    changes nothing."""
+    out = tmp_path / "run"
+    common = ("train", "--config", str(small_config), "--set", "epochs=2", "--out", str(out))
+    assert invoke(*common).exit_code == 0
+    before = snapshot(out)
+
+    resumed = invoke(*common, "--resume")
+
+    assert resumed.exit_code == 0, resumed.output
+    assert f"Nothing to do: {out} is already complete." in " ".join(resumed.output.split())
+    assert snapshot(out) == before
+
+
+def test_a_diverged_run_resumed_with_another_config_is_refused(
+    tmp_path: Path, small_config: Path
+) -> None:
+    """A run that diverged before its first checkpoint has none, yet `--resume` still checks
+    that it is the same run before saying there is nothing to do."""
+    out = tmp_path / "run"
+    settings = ("epochs=4", "normalization=none", "optimizer.name=sgd", "optimizer.lr=2.0")
+    common = ("train", "--config", str(small_config), "--out", str(out), "--checkpoint-every", "1")
+    common += tuple(option for setting in settings for option in ("--set", setting))
+    assert invoke(*common).exit_code == 0
+    assert not (out / "checkpoint.pt").exists()
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    refused = invoke(*common, "--set", "loss.beta=0", "--resume")
+
+    assert refused.exit_code == EXIT_USER_ERROR, refused.output
+    message = " ".join(refused.output.split())
+    assert f"--resume: {out} holds a run of another config (loss.beta: 2.0 -> 0" in message
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before

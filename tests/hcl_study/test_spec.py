@@ -99,6 +99,55 @@ def test_smoke_spec_maps_to_tune(smoke: dict[str, Any]) -> None:
         ({"objective__metric": "accuracy"}, "objective.metric", "erank_means"),
         ({"scheduler__name": "hyperband"}, "scheduler.name", "'fifo' or 'asha'"),
         ({"resources__gpu": -1}, "resources.gpu", "greater than or equal to 0"),
+        ({"resources__cpu": 0}, "resources.cpu", "greater than 0"),
+        ({"name": ".."}, "name", "pattern"),  # studies/NAME must stay inside studies/
+        ({"name": "a" * 101}, "name", "at most 100 characters"),
+        ({"search__max_concurrent": 0}, "search.max_concurrent", "greater than or equal to 1"),
+        ({"checkpoint_every": 0}, "checkpoint_every", "greater than or equal to 1"),
+        ({"max_failures": -1}, "max_failures", "greater than or equal to 0"),
+        (
+            {"scheduler": {"name": "asha", "grace_period": 0}},
+            "scheduler.grace_period",
+            "greater than or equal to 1",
+        ),
+        (
+            {"scheduler": {"name": "asha", "reduction_factor": 1}},
+            "scheduler.reduction_factor",
+            "greater than 1",
+        ),
+        ({"space__loss.tau": {}}, "space.loss.tau", "exactly one distribution"),
+        ({"space__loss.tau": {"choice": []}}, "space.loss.tau.choice", "at least 1 item"),
+        ({"space__loss.beta": {"uniform": [5.0, 5.0]}}, "space.loss.beta", "low < high"),
+        (
+            {"space__loss.beta": {"uniform": [0.0, 5.0], "offset": 1}},
+            "space.loss.beta",
+            "offset applies to loguniform only",
+        ),
+        (
+            {"space__optimizer.lr": {"loguniform": [0.01, 0.1], "offset": -0.001}},
+            "space.optimizer.lr.offset",
+            "greater than or equal to 0",
+        ),
+        (  # the inner point 1 + 8/2 would be an integer; 1 + 8/π is not
+            {"space__epochs": {"uniform": [1, 9]}},
+            "space.epochs allows",
+            "for an integer field use int: [low, high]",
+        ),
+        (
+            {"space__device": {"choice": ["cpu", "cuda"]}},
+            "space.device",
+            "without a GPU reserved for it",
+        ),
+        (
+            {"space__cpu_threads": {"choice": [1, 2]}},
+            "space.cpu_threads",
+            "2 torch threads on the 1 CPUs",
+        ),
+        (  # Ray gives 1.5 CPUs: a second torch thread would share a core
+            {"resources__cpu": 1.5, "base__cpu_threads": 2},
+            "base.cpu_threads",
+            "allowed: at most 1,",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(
@@ -126,6 +175,15 @@ def test_grid_study_runs_each_point_once(smoke: dict[str, Any]) -> None:
     assert len(space_combinations(spec)) == 6
     with pytest.raises(UserError, match=r"search.num_samples: a grid study runs each of its 6"):
         parse_study_spec(_with(raw, search={"algorithm": "grid", "num_samples": 4}))
+
+
+def test_grid_study_may_name_its_own_size_as_num_samples(smoke: dict[str, Any]) -> None:
+    raw = _with(
+        smoke,
+        space={"loss.beta": {"grid": [0, 5, 30]}, "normalization": {"choice": ["ball", "sphere"]}},
+        search={"algorithm": "grid", "num_samples": 6},
+    )
+    assert parse_study_spec(raw).num_trials == 6
 
 
 def test_grid_needs_enumerable_values(smoke: dict[str, Any]) -> None:
@@ -163,6 +221,57 @@ def test_boundary_search_needs_order_parameter(smoke: dict[str, Any]) -> None:
 
 
 BOUNDARY = {"algorithm": "boundary", "order_parameter": "erank_ratio", "threshold": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {
+                "search": {
+                    "algorithm": "boundary",
+                    "num_samples": 72,
+                    "order_parameter": "erank_ratio",
+                }
+            },
+            "search.order_parameter and search.threshold are required",
+        ),
+        (
+            {"search": {"algorithm": "boundary", "num_samples": 72, "threshold": 0.9}},
+            "search.order_parameter and search.threshold are required",
+        ),
+        (
+            {"search": BOUNDARY | {"num_samples": 72, "order_parameter": "erank"}},
+            "search.order_parameter: unknown metric 'erank'; allowed: loss,",
+        ),
+        (
+            {"search": BOUNDARY | {"num_samples": 72, "initial_design": 1}},
+            "search.initial_design: Input should be greater than or equal to 2",
+        ),
+        (
+            {"search": BOUNDARY | {"num_samples": 16}, "space": {"loss.tau": {"choice": [0.2, 1]}}},
+            "space: boundary search needs at least one uniform or loguniform axis",
+        ),
+        (
+            {"search": BOUNDARY | {"num_samples": 72}, "space__epochs": {"int": [2, 5]}},
+            "space: boundary search takes uniform, loguniform and choice axes",
+        ),
+    ],
+    ids=[
+        "no-threshold",
+        "no-order-parameter",
+        "unknown-order-parameter",
+        "design-of-one-point",
+        "no-continuous-axis",
+        "int-axis",
+    ],
+)
+def test_invalid_boundary_searches_name_the_field(
+    smoke: dict[str, Any], changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UserError) as raised:
+        parse_study_spec(_with(smoke, **changes))
+    assert message in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -237,3 +346,17 @@ def test_asha_scheduler_uses_named_metric(smoke: dict[str, Any]) -> None:
     assert scheduler.metric == "etf_distance" and scheduler._max_t == 3
     with pytest.raises(UserError, match="scheduler.metric: unknown metric 'nope'"):
         parse_study_spec(_with(raw, scheduler={"name": "asha", "metric": "nope", "mode": "min"}))
+
+
+def test_asha_grace_period_may_equal_the_longest_trial(smoke: dict[str, Any]) -> None:
+    """Trials of 3 epochs allow a grace period of 1 to 3, 3 included (one rung, at the end)."""
+    raw = _with(smoke, scheduler={"name": "asha", "grace_period": 3})
+    assert parse_study_spec(raw).scheduler.grace_period == 3
+
+
+def test_a_spec_file_names_itself_in_its_errors(smoke: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(_with(smoke, search__num_samples=0)))
+    with pytest.raises(UserError) as raised:
+        load_study_spec(path)
+    assert str(raised.value).startswith(f"Invalid study spec {path}: search.num_samples:")

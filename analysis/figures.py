@@ -369,17 +369,36 @@ def _draw_crossings(axes: Axes, boundary: PhaseBoundary, row: float) -> None:
 
 
 def _draw_search_estimates(
-    axes: Axes, estimates: Sequence[dict[str, Any]], category: dict[str, Any], x: str, y: str
+    axes: Axes,
+    estimates: Sequence[dict[str, Any]],
+    trials: pd.DataFrame,
+    category: dict[str, Any],
+    x: str,
+    y: str,
 ) -> None:
-    """Dashed level-set contours of the boundary searcher whose category fits the panel (its
-    axes may be listed as [x, y] or [y, x])."""
+    """The boundary searcher's level sets whose category fits the panel, in black: a 2-D one
+    (its axes listed as [x, y] or [y, x]) as dashed contours, a 1-D one (on x) as long
+    thin marks at its crossings on its category's row."""
     label = "boundary search"
     columns = {(x, y): [0, 1], (y, x): [1, 0]}
     for estimate in estimates:
         level_set = estimate.get("level_set")
         fits = all(category.get(key, value) == value for key, value in estimate["category"].items())
-        order = columns.get(tuple(level_set["axes"])) if level_set is not None else None
-        if not fits or order is None:
+        if not fits or level_set is None:
+            continue
+        if list(level_set["axes"]) == [x]:
+            crossings = [line[0][0] for line in level_set["contour"]]  # each line is (1, 1)
+            if not crossings:
+                continue
+            row = _row(trials, {**category, **estimate["category"]}, y)
+            axes.plot(
+                crossings, np.full(len(crossings), row), linestyle="none", marker="|",
+                markersize=34, markeredgewidth=1.2, color="black", label=label,
+            )  # fmt: skip
+            label = None
+            continue
+        order = columns.get(tuple(level_set["axes"]))
+        if order is None:
             continue
         for line in level_set["contour"]:
             points = np.asarray(line)[:, order]  # (n, 2) as (x, y)
@@ -428,7 +447,8 @@ def plot_phase_diagram(
     drawn between rows. Without boundaries (none could be estimated), one panel per
     combination of the normalization and loss.name values (less `rows`), points only. A
     boundary-search study's own final level set (the `estimates` of its
-    `boundary_search.json`) is drawn dashed on the panels of its category.
+    `boundary_search.json`) is drawn in black on the panels of its category: dashed contours
+    in 2-D, long thin marks at its crossings on its category's row in 1-D.
 
     Args:
         trials: The trial table (needs `x`, `y`, `regime` and the category columns).
@@ -452,7 +472,7 @@ def plot_phase_diagram(
                 _draw_crossings(axes, boundary, _row(trials, boundary.category, y))
             else:
                 _draw_boundary(axes, boundary)
-        _draw_search_estimates(axes, search_estimates, category, x, y)
+        _draw_search_estimates(axes, search_estimates, trials, category, x, y)
         reasons = [b.reason for b in drawn if len(b.axes) == 2 and not b.ok]
         axes.set_title(  # the reason here rather than over the points
             "\n".join([_category_title(category), *reasons]), fontsize="medium", wrap=True

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.collections import PathCollection
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgba
+from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
 from analysis.boundary import estimate_phase_boundary
 from analysis.figures import (
+    BAND_LABEL,
     LEGEND_INSIDE_MAX,
     MAX_LEGEND_ENTRIES,
     NO_REGIME_LABEL,
@@ -281,3 +283,206 @@ def test_trials_without_finite_values_are_not_drawn_and_the_figure_says_so(
     singular = plot_singular_values({"nan": np.full(4, np.nan)}, labels={"nan": "β=30"})
     assert not singular.axes[0].lines
     assert singular.axes[0].get_title() == "not drawn (no finite values): β=30"
+
+
+def test_singular_values_are_drawn_against_their_rank_from_one() -> None:
+    figure = plot_singular_values({"a": np.array([0.1, 1.0, 0.5])})
+    (axes,) = figure.axes
+    (line,) = axes.lines
+    assert line.get_xdata().tolist() == [1, 2, 3] and line.get_ydata().tolist() == [1.0, 0.5, 0.1]
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("index i (sorted)", "σ_i / σ_1")
+    nothing = plot_singular_values({"nan": np.full(3, np.nan)}).axes[0]
+    assert nothing.get_yscale() == "linear", "no empty log axis"
+
+
+@pytest.mark.parametrize(
+    ("plot", "metric"),
+    [
+        (plot_unit_norm, "unit_norm"),
+        (plot_zero_sum, "zero_sum"),
+        (plot_equal_inner_product, "equal_inner_mean"),
+        (plot_within_class, "within_class"),
+        (plot_ncm_accuracy, "ncm_accuracy_test"),
+    ],
+)
+def test_history_figures_draw_their_own_metric_against_the_epoch(
+    plot: Callable[..., Figure], metric: str
+) -> None:
+    """Each metric has its own values (10 × its index + the epoch), logged latest first."""
+    rows = [
+        ("a", epoch, name, 10.0 * index + epoch)
+        for index, name in enumerate(HISTORY_METRICS)
+        for epoch in (2, 0, 1)
+    ]
+    history = pd.DataFrame(rows, columns=["trial_id", "epoch", "metric", "value"])
+    (line,) = plot(history, {"a": "β=0"}).axes[0].lines
+    first = 10.0 * HISTORY_METRICS.index(metric)
+    assert np.asarray(line.get_xdata()).tolist() == [0, 1, 2]
+    assert np.asarray(line.get_ydata()).tolist() == [first, first + 1, first + 2]
+
+
+def test_phase_diagram_colours_each_regime_and_leaves_out_unplaced_trials() -> None:
+    trials = pd.DataFrame(
+        {
+            "loss.beta": [1.0, 2.0, 3.0, 4.0, 5.0, np.nan],
+            "loss.tau": [0.5] * 6,
+            "regime": ["NC", "partial", "DC", "diverged", None, "NC"],
+        }
+    )
+    (axes,) = plot_phase_diagram(trials, []).axes
+    drawn = {
+        c.get_label(): (to_rgba(c.get_facecolor()[0]), c.get_offsets().tolist())
+        for c in axes.collections
+        if isinstance(c, PathCollection) and c.get_label() != NO_REGIME_LABEL
+    }
+    assert drawn == {
+        "NC": (to_rgba("tab:green"), [[1.0, 0.5]]),
+        "partial": (to_rgba("tab:orange"), [[2.0, 0.5]]),
+        "DC": (to_rgba("tab:red"), [[3.0, 0.5]]),
+        "diverged": (to_rgba("black"), [[4.0, 0.5]]),
+    }
+    assert _scatter_points(axes.get_figure()) == [5], "the trial without a β is not placed"
+    legend = axes.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == [*drawn, NO_REGIME_LABEL]
+
+
+def _uniform_nodes(band: np.ndarray, value: bool) -> tuple[int, int]:
+    """An interior grid node (row, column) whose value and 4 neighbours' all equal `value`."""
+    for row in range(1, band.shape[0] - 1):
+        for column in range(1, band.shape[1] - 1):
+            around = band[row - 1 : row + 2, column - 1 : column + 2]
+            if (around == value).all():
+                return row, column
+    raise AssertionError(f"no interior node with {value} around it")
+
+
+def test_a_2d_boundary_is_its_contour_over_its_band(phase_trials: pd.DataFrame) -> None:
+    _, sphere = estimate_phase_boundary(phase_trials, n_bootstrap=5, resolution=25)
+    assert sphere.ok and sphere.level_set is not None
+    axes = plot_phase_diagram(phase_trials, [sphere]).axes[0]
+    [line] = axes.lines
+    [contour] = sphere.contour
+    assert np.asarray(line.get_xdata()).tolist() == contour[:, 0].tolist()
+    assert np.asarray(line.get_ydata()).tolist() == contour[:, 1].tolist()
+    [shading] = [c for c in axes.collections if isinstance(c, ContourSet)]
+    ticks, band = sphere.level_set.ticks, sphere.level_set.band
+    for value in (True, False):
+        row, column = _uniform_nodes(band, value)
+        node = (ticks[0][column], ticks[1][row])
+        shaded = any(path.contains_point(node) for path in shading.get_paths())
+        assert shaded == value, ("a node inside the band" if value else "outside it", node)
+    legend = axes.get_legend()
+    assert legend is not None and "P(NC) = 0.5" in [t.get_text() for t in legend.get_texts()]
+
+
+def test_a_1d_band_spans_its_runs_of_ticks_and_rows_share_one_legend() -> None:
+    """3 sphere trials per β, NC above β = 3: a band of several runs (5 bootstraps)."""
+    betas = [0.0, 2.0, 5.0, 10.0, 20.0, 40.0]
+    trials = pd.DataFrame(
+        {
+            "normalization": "sphere",
+            "loss.beta": [beta for beta in betas for _ in range(3)],
+            "code": 1.0,
+            "regime": ["NC" if beta > 3 else "DC" for beta in betas for _ in range(3)],
+        }
+    )
+    [boundary] = estimate_phase_boundary(trials, y=None, n_bootstrap=5, resolution=25)
+    assert boundary.level_set is not None
+    ticks, band = boundary.level_set.ticks[0], boundary.level_set.band
+    runs = [
+        (ticks[i], ticks[j])
+        for i in range(band.size)
+        for j in range(i, band.size)
+        if band[i : j + 1].all()
+        and (i == 0 or not band[i - 1])
+        and (j == band.size - 1 or not band[j + 1])
+    ]
+    assert any(j < ticks[-1] for _, j in runs), "a run that ends inside the domain"
+
+    figure = plot_phase_diagram(trials, [boundary], y="code", rows="normalization")
+    (axes,) = figure.axes
+    segments = [
+        segment.tolist()
+        for c in axes.collections
+        if isinstance(c, LineCollection)
+        for segment in c.get_segments()
+    ]
+    assert segments == [[[left, 1.0], [right, 1.0]] for left, right in runs]
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["NC", "DC", BAND_LABEL, "P(NC) = 0.5"]
+
+
+def test_a_search_estimate_fits_a_panel_without_its_other_keys(
+    phase_trials: pd.DataFrame,
+) -> None:
+    """The panels are by normalization only (no loss.name column): an estimate for sphere
+    and SCL belongs on the sphere panel, once in its legend for its two polylines."""
+    lines = [[[1.0, 0.2], [10.0, 0.6]], [[20.0, 0.3], [30.0, 0.9]]]
+    estimates = [
+        {
+            "category": {"normalization": "sphere", "loss.name": "scl"},
+            "level_set": {"axes": ["loss.beta", "loss.tau"], "contour": lines},
+        }
+    ]
+    none_axes, sphere_axes = plot_phase_diagram(phase_trials, [], search_estimates=estimates).axes
+    assert not none_axes.lines
+    assert [line.get_xdata().tolist() for line in sphere_axes.lines] == [[1.0, 10.0], [20.0, 30.0]]
+    assert sphere_axes.get_legend_handles_labels()[1].count("boundary search") == 1
+
+
+def test_panels_are_in_sorted_order_and_a_missing_category_value_has_its_own(
+    phase_trials: pd.DataFrame,
+) -> None:
+    backwards = plot_phase_diagram(phase_trials.iloc[::-1], [])
+    assert [a.get_title() for a in backwards.axes] == ["normalization=none", "normalization=sphere"]
+    unnamed = plot_phase_diagram(phase_trials.assign(**{"loss.name": np.nan}), [])
+    assert [a.get_title() for a in unnamed.axes] == [
+        "normalization=none, loss.name=nan",
+        "normalization=sphere, loss.name=nan",
+    ]
+    assert _scatter_points(unnamed) == [18, 19]
+
+
+def test_a_trial_that_logged_no_value_of_the_metric_is_not_named_as_undrawn(
+    history: pd.DataFrame,
+) -> None:
+    """Failed before its first epoch: no value at all, so no "no finite values" note."""
+    axes = plot_unit_norm(history, {"a": "β=0", "early": "β=5 (failed)"}).axes[0]
+    assert [line.get_label() for line in axes.lines] == ["β=0"]
+    assert axes.get_title() == "" and not axes.texts
+
+
+def test_a_1d_search_estimate_is_marked_at_its_crossings_on_its_row() -> None:
+    """A boundary search over β alone logs crossings (contours of shape (1, 1)); they are
+    drawn on the row of their category, and a category without a crossing adds nothing."""
+    trials = pd.DataFrame(
+        {
+            "normalization": ["none"] * 3 + ["sphere"] * 3 + ["ball"] * 3,
+            "loss.beta": [0.0, 5.0, 30.0] * 3,
+            "code": [0.0] * 3 + [2.0] * 3 + [1.0] * 3,
+            "regime": ["DC"] * 4 + ["NC"] * 5,
+        }
+    )
+    estimates = [
+        {
+            "category": {"normalization": "sphere"},
+            "level_set": {"axes": ["loss.beta"], "contour": [[[3.5]], [[12.0]]]},
+        },
+        {
+            "category": {"normalization": "none"},
+            "level_set": {"axes": ["loss.beta"], "contour": []},
+        },
+        {"category": {"normalization": "ball"}, "level_set": None},
+    ]
+
+    figure = plot_phase_diagram(
+        trials, [], y="code", rows="normalization", search_estimates=estimates
+    )
+
+    (axes,) = figure.axes
+    drawn = [line for line in axes.lines if line.get_label() == "boundary search"]
+    assert len(drawn) == 1 and drawn[0].get_marker() == "|"
+    assert drawn[0].get_xdata().tolist() == [3.5, 12.0]
+    assert drawn[0].get_ydata().tolist() == [2.0, 2.0]
+    assert [line for line in axes.lines if line is not drawn[0]] == []

@@ -7,27 +7,46 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from smoke_study import SmokeStudy
 
+from analysis.boundary import PhaseBoundary, _checked
 from analysis.claims import CLAIMS_FILE
 from analysis.claims import REPORT_FILE as CLAIMS_REPORT_FILE
+from analysis.loading import load_study_data
+from analysis.order_parameters import add_order_parameters
 from analysis.report import (
     ARTIFACT_PATH,
     BOUNDARY_FILE,
     REPORT_FILE,
     TRIALS_FILE,
+    Report,
     _boundary_json,
     boundary_table,
     estimate_boundaries,
+    phase_axes,
+    phase_boundaries,
+    read_boundary_estimates,
+    render_html,
+    study_figures,
     summary_lines,
+    write_report,
 )
 from hcl_study.errors import EXIT_USER_ERROR
-from hcl_study.tracking import RunEndStatus, StudyRun, TrialRun, load_study
+from hcl_study.levelset import Axis, level_set
+from hcl_study.tracking import (
+    BOUNDARY_SEARCH_ARTIFACT,
+    RunEndStatus,
+    StudyRun,
+    TrialRun,
+    load_study,
+)
 
 CLI = str(Path(sys.executable).with_name("hcl-study"))
 FIGURE_TITLES = (
@@ -265,7 +284,7 @@ def test_a_study_whose_tau_does_not_vary_gets_a_boundary_in_beta_per_normalizati
     β on the normalization rows, as `reproduce` does, instead of refusing a single τ."""
     import numpy as np
 
-    from analysis.report import write_report
+    from analysis.report import CATEGORY_AXES, write_report
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     study = StudyRun.start_or_resume(
@@ -299,4 +318,216 @@ def test_a_study_whose_tau_does_not_vary_gets_a_boundary_in_beta_per_normalizati
     [crossing] = found["sphere"]["level_set"]["contour"]
     assert 2.0 < crossing[0][0] < 5.0
     assert "normalization=sphere, loss.name=scl: placed from 6 trials" in " ".join(report.summary)
-    assert "normalization (0 none" not in pd.read_csv(tmp_path / "report" / TRIALS_FILE)
+    coded_column = CATEGORY_AXES["normalization"][0]  # the phase diagram's rows, not a param
+    assert coded_column not in pd.read_csv(tmp_path / "report" / TRIALS_FILE).columns
+
+
+# ----------------------------------------------------------------- a written report, in detail
+
+REPORTED_BETAS = (30.0, 0.0, 5.0, 2.0, 10.0, 1.0)
+"""Out of order on purpose: the figures order their lines by β, not by trial."""
+FIGURE_FILES = (
+    "fig1_singular_values.png",
+    "fig2_unit_norm.png",
+    "fig3_zero_sum.png",
+    "fig4_equal_inner_product.png",
+    "fig5_within_class.png",
+    "fig6_ncm_accuracy.png",
+    "fig7_phase_diagram.png",
+)
+SEARCH_ESTIMATES = [
+    {
+        "category": {"normalization": "sphere", "loss.name": "scl"},
+        "level_set": {"axes": ["loss.beta"], "contour": [[[3.5]]], "expected_error": 0.1},
+    }
+]
+
+
+@dataclass(frozen=True)
+class ReportedStudy:
+    """A hand-built study and the report `write_report` wrote and logged for it."""
+
+    uri: str
+    name: str
+    out: Path
+    report: Report
+
+
+@pytest.fixture(scope="module")
+def reported_study(tmp_path_factory: pytest.TempPathFactory) -> ReportedStudy:
+    """β × normalization at τ = 0.5 with lr alternating (12 ended trials) and one failed
+    trial; the parent run holds a boundary search's estimates, the report folder a stranger."""
+    root = tmp_path_factory.mktemp("reported")
+    uri, name = f"sqlite:///{root / 'mlflow.db'}", "grid <b>&</b>"
+    study = StudyRun.start_or_resume(
+        uri, name, {"name": name}, artifact_location=(root / "art").as_uri()
+    )
+    trials = [
+        (normalization, beta, lr)
+        for normalization in ("none", "sphere")
+        for beta, lr in zip(REPORTED_BETAS, [1e-3, 1e-2] * 3, strict=True)
+    ]
+    for normalization, beta, lr in trials:
+        nc = normalization == "sphere" and beta >= 5.0
+        params = {
+            "loss": {"beta": beta, "tau": 0.5, "name": "scl"},
+            "normalization": normalization,
+            "optimizer": {"lr": lr},
+        }
+        trial = TrialRun.open(
+            uri, study.experiment_id, study.run_id, f"{normalization}-{beta:g}", params, name
+        )
+        for epoch in range(2):
+            metrics = {"erank_means": 2.0 if nc else 1.0, "rank_bound": 2.0, "loss": 1.0 - epoch}
+            trial.log_epoch(epoch, {**metrics, "unit_norm": 0.5 - 0.1 * epoch})
+        trial.log_final_artifacts(np.eye(3, 2)[None], np.array([[1.0, 0.5 if nc else 0.01]]))
+        trial.finish("finished", "NC" if nc else "DC")
+    params = {
+        "loss": {"beta": 3.0, "tau": 0.5, "name": "scl"},
+        "normalization": "sphere",
+        "optimizer": {"lr": 1e-3},
+    }
+    failed = TrialRun.open(uri, study.experiment_id, study.run_id, "failed", params, name)
+    failed.log_epoch(0, {"erank_means": 1.0, "rank_bound": 2.0, "loss": 1.0, "unit_norm": 0.5})
+    failed.finish("failed")
+    study.log_dict({"estimates": SEARCH_ESTIMATES}, BOUNDARY_SEARCH_ARTIFACT)
+    study.finish("FINISHED")
+    out = root / "report"
+    out.mkdir()
+    (out / "notes.txt").write_text("not part of the report")
+    return ReportedStudy(uri, name, out, write_report(uri, name, out))
+
+
+def _html_tables(page: str) -> list[list[list[str]]]:
+    """The page's tables as rows of cell texts (header cells included)."""
+    return [
+        [
+            re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+        ]
+        for table in re.findall(r"<table.*?</table>", page, re.S)
+    ]
+
+
+def test_the_report_page_counts_regimes_and_tables_the_varied_params(
+    reported_study: ReportedStudy,
+) -> None:
+    page = (reported_study.out / REPORT_FILE).read_text(encoding="utf-8")
+    assert f"<title>Study {html.escape(reported_study.name)}</title>" in page
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,[A-Za-z0-9+/=]+">', page)
+    assert images == list(FIGURE_TITLES)
+    regimes, _, trials = _html_tables(page)
+    assert regimes == [
+        ["regime", "DC", "NC", "no final regime"],
+        ["status", "", "", ""],
+        ["failed", "0", "0", "1"],
+        ["finished", "9", "3", "0"],
+    ]
+    header, *rows = trials
+    assert len(rows) == 13
+    assert {"loss.beta", "normalization", "optimizer.lr", "loss"} <= set(header)
+    assert not {"loss.tau", "loss.name"} & set(header), "only the params that vary"
+    by_trial = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert by_trial["sphere-10"]["loss"] == "0" and by_trial["failed"]["loss"] == "1"
+    loaded = add_order_parameters(load_study_data(reported_study.uri, reported_study.name).trials)
+    saved = pd.read_csv(reported_study.out / TRIALS_FILE)
+    assert list(saved.columns) == list(loaded.columns), "the trial table, without coded axes"
+    assert saved["trial_id"].tolist() == loaded["trial_id"].tolist()
+
+
+def test_the_report_is_logged_without_other_files_of_its_folder(
+    reported_study: ReportedStudy,
+) -> None:
+    report = reported_study.report
+    record = load_study(reported_study.uri, reported_study.name)
+    assert report.parent_run_id == record.run_id and report.unfinished == ""
+    logged = MlflowClient(reported_study.uri).list_artifacts(record.run_id, ARTIFACT_PATH)
+    files = {REPORT_FILE, TRIALS_FILE, BOUNDARY_FILE, *FIGURE_FILES}
+    assert {path.name for path in report.files} == files
+    assert sorted(Path(a.path).name for a in logged) == sorted(files), "not notes.txt"
+    assert (reported_study.out / "notes.txt").exists()
+
+
+def test_study_figures_order_lines_by_beta_label_varied_params_and_code_rows(
+    reported_study: ReportedStudy,
+) -> None:
+    data = load_study_data(reported_study.uri, reported_study.name)
+    assert read_boundary_estimates(data) == SEARCH_ESTIMATES
+    table, y, rows = phase_axes(add_order_parameters(data.trials))
+    boundaries, _ = phase_boundaries(table, y, rows, data.param_columns)
+    figures = study_figures(data, table, boundaries, y=y, rows=rows)
+    titles = {name: figure.get_suptitle() for name, figure in figures.items()}
+    assert titles == dict(zip(FIGURE_FILES, FIGURE_TITLES, strict=True))
+    assert len(figures["fig1_singular_values.png"].axes[0].lines) == 12, "ended trials only"
+
+    labels = [line.get_label() for line in figures["fig2_unit_norm.png"].axes[0].lines]
+    lrs = dict(zip(REPORTED_BETAS, ["lr=0.001", "lr=0.01"] * 3, strict=True))
+    expected = {
+        f"β={beta:g}, {normalization}, {lrs[beta]}"
+        for normalization in ("none", "sphere")
+        for beta in REPORTED_BETAS
+    }
+    assert set(labels) == expected | {"β=3, sphere, lr=0.001 (failed)"}
+    betas = [float(label.split(",")[0].removeprefix("β=")) for label in labels]
+    assert betas == sorted(betas), "lines in the order of β"
+    (phase,) = figures["fig7_phase_diagram.png"].axes
+    assert phase.get_ylabel() == "normalization"
+    assert [label.get_text() for label in phase.get_yticklabels()] == ["none", "sphere"]
+
+
+def test_the_report_page_escapes_what_it_quotes_and_redacts_the_password(
+    reported_study: ReportedStudy,
+) -> None:
+    data = load_study_data(reported_study.uri, reported_study.name)
+    shown = replace(data, tracking_uri="http://alice:s3cret@mlflow.example:5000")
+    title, error = 'Phase "β" <7>', "no boundary estimated: '<b>'"
+    page = render_html(shown, add_order_parameters(data.trials), {"f.png": (title, b"")}, [], error)
+    assert "s3cret" not in page and "http://alice:***@mlflow.example:5000" in page
+    assert f'<img alt="{html.escape(title)}"' in page
+    assert f'<p class="reason">{html.escape(error)}</p>' in page
+    assert "<b>&</b>" not in page and "<b>'" not in page and '"β" <7>' not in page
+
+
+def test_boundary_rows_and_json_carry_each_estimate_s_own_numbers() -> None:
+    """ball: NC from β = 5 on over a 4 × 4 grid (a boundary); sphere: a single regime."""
+    betas, taus = [0.0, 2.0, 5.0, 30.0], [0.2, 0.4, 0.6, 1.0]
+    ball = [(beta, tau) for beta in betas for tau in taus]
+    trials = pd.DataFrame(
+        {
+            "normalization": ["ball"] * 16 + ["sphere"] * 16,
+            "loss.beta": [beta for beta, _ in ball] * 2,
+            "loss.tau": [tau for _, tau in ball] * 2,
+            "regime": ["NC" if beta >= 5 else "DC" for beta, _ in ball] + ["DC"] * 16,
+        }
+    )
+    boundaries, error = estimate_boundaries(trials)
+    placed, single = boundaries
+    assert placed.ok and placed.level_set is not None and single.status == "single_regime"
+    rows = boundary_table(boundaries)
+    assert rows["trials"].tolist() == [16, 16]
+    assert rows["band area"][0] == pytest.approx(float(np.mean(placed.level_set.band)))
+    assert rows["expected error"][0] == pytest.approx(placed.level_set.expected_error)
+    assert rows["reason"].tolist() == ["", single.reason]
+    saved = _boundary_json(boundaries, error)
+    assert [entry["reason"] for entry in saved["boundaries"]] == ["", single.reason]
+    assert [entry["pooled"] for entry in saved["boundaries"]] == [None, None], "not checked"
+    assert saved["boundaries"][0]["level_set"] == placed.level_set.to_dict()
+
+
+def test_summary_lines_say_no_boundary_where_the_fit_never_crosses_its_level() -> None:
+    """A fitted P(NC) below 0.5 everywhere: a level set, but no boundary to describe."""
+    field = np.linspace(0.2, 0.45, 11)
+    below = level_set(
+        [Axis("loss.beta", 0.0, 30.0)], field, field - 0.1, field + 0.1, 0.5, np.zeros(11)
+    )
+    points = pd.DataFrame({"loss.beta": [0.0, 30.0], "regime": ["DC", "NC"], "nc": [0.0, 1.0]})
+    boundary = _checked(
+        PhaseBoundary(
+            {"normalization": "none"}, ("loss.beta",), "P(NC)", 0.5, "ok", "", points, below, ()
+        )
+    )
+    assert boundary.status == "no_crossing" and boundary.level_set is not None
+    trials = pd.DataFrame({"status": ["finished", "finished"], "regime": ["DC", "NC"]})
+    assert summary_lines(trials, [boundary], "")[1] == (
+        f"boundary P(NC) = 0.5, normalization=none: no boundary: {boundary.reason}"
+    )

@@ -106,6 +106,11 @@ def test_smoke_study_with_default_sqlite_store(
     check_complete_study(
         summary.tracking_uri, "smoke-sqlite", study_dir / "ray" / "smoke-sqlite", epochs=3, trials=4
     )
+    check_summary_matches_mlflow(summary)
+    experiment = MlflowClient(summary.tracking_uri).get_experiment(summary.experiment_id)
+    assert experiment.name == "smoke-sqlite"
+    assert experiment.artifact_location == (study_dir / "artifacts").as_uri()
+    assert not (tmp_path / "mlruns").exists(), "a SQLite store keeps its artifacts beside it"
     # Running the same spec again re-reports the finished study instead of starting over,
     # from Tune's saved results: Ray is not started.
     from hcl_study.study import runner
@@ -123,16 +128,44 @@ def test_smoke_study_with_default_sqlite_store(
     with pytest.raises(UserError, match=r"--storage: .* keeps using .*ray"):
         run_study(spec, storage=str(tmp_path / "elsewhere"))
     assert not (tmp_path / "other.db").exists() and not (tmp_path / "elsewhere").exists()
+    # A trial run left RUNNING (e.g. by a killed driver) is closed when the study is run again.
+    client = MlflowClient(summary.tracking_uri)
+    trial_tags = {"hcl.role": "trial", "mlflow.parentRunId": summary.parent_run_id}
+    lost = client.create_run(summary.experiment_id, tags=trial_tags | {"hcl.trial_id": "lost"})
+    assert run_study(spec) == summary
+    lost = client.get_run(lost.info.run_id)
+    assert (lost.info.status, lost.data.tags.get("hcl.status")) == ("KILLED", "killed")
 
 
-def sequential_grid(tmp_path: Path, name: str, betas: list[float]) -> tuple[Path, str]:
-    """A smoke grid over `betas`, one trial at a time, in the default SQLite store: its spec
-    and tracking URI (run from `tmp_path`)."""
+def check_summary_matches_mlflow(summary: Any) -> None:
+    """The summary's best trial is the finished child run with the best final objective."""
+    _, children = study_runs(summary.tracking_uri, summary.name)
+    finals = {
+        run.info.run_id: run.data.metrics["erank_means"]
+        for run in children
+        if run.data.tags["hcl.status"] == "finished"
+    }
+    best = summary.best
+    assert best["metric"] == "erank_means" and best["mlflow_run_id"] == max(finals, key=finals.get)
+    [run] = [run for run in children if run.info.run_id == best["mlflow_run_id"]]
+    assert best["value"] == pytest.approx(finals[run.info.run_id])
+    assert best["regime"] == run.data.tags["hcl.regime"]
+    assert {key: str(value) for key, value in best["params"].items()} == {
+        key: run.data.params[key] for key in best["params"]
+    }
+
+
+def sequential_grid(
+    tmp_path: Path, name: str, betas: list[float], **changes: Any
+) -> tuple[Path, str]:
+    """A smoke grid over `betas`, one trial at a time, in the default SQLite store (with
+    other top-level `changes`): its spec and tracking URI (run from `tmp_path`)."""
     spec = write_spec(
         tmp_path,
         name=name,
         space={"loss.beta": {"grid": betas}},
         search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
+        **changes,
     )
     return spec, f"sqlite:///{tmp_path / 'studies' / name / 'mlflow.db'}"
 
@@ -141,7 +174,8 @@ def test_study_whose_ending_fails_is_closed_failed_and_resumable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure after Tune's fit (here in the summary) ends the parent run FAILED, not
-    RUNNING; running the spec again reopens that run and finishes the study in it."""
+    RUNNING; running the spec again (with the same --set) reopens that run and finishes
+    the study in it."""
     from hcl_study.study import runner
 
     monkeypatch.chdir(tmp_path)
@@ -153,13 +187,13 @@ def test_study_whose_ending_fails_is_closed_failed_and_resumable(
 
     monkeypatch.setattr(runner, "summarize", failing_summary)
     with pytest.raises(RuntimeError, match="the summary failed"):
-        run_study(spec)
+        run_study(spec, assignments=["base.epochs=2"])
     parent, children = study_runs(tracking_uri, "ending-fails")
     assert parent.info.status == "FAILED"
     assert [run.info.status for run in children] == ["FINISHED"]
 
     monkeypatch.setattr(runner, "summarize", summarize)
-    summary = run_study(spec)
+    summary = run_study(spec, assignments=["base.epochs=2"])
     assert summary.parent_run_id == parent.info.run_id and summary.num_trials == 1
     parent, children = study_runs(tracking_uri, "ending-fails")
     assert parent.info.status == "FINISHED" and len(children) == 1
@@ -198,6 +232,47 @@ def test_signal_between_trials_interrupts_the_study(
     parent, children = study_runs(tracking_uri, "between-trials")
     assert parent.info.status == "FINISHED"
     assert sorted(run.data.params["loss.beta"] for run in children) == ["1.0", "2.0"]
+
+
+def test_a_failed_trial_of_an_interrupted_study_stays_failed_when_it_is_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal after a trial failed (no retries left) and before the next one started:
+    running the spec again runs the remaining trial only; the failed one stays failed, as
+    in a study that was never interrupted (only `resume --retry-failed` runs it again), and
+    running it once more re-reports the study without starting Ray."""
+    import os
+    import signal
+
+    from hcl_study.errors import StudyInterrupted
+    from hcl_study.faults import FAULT_DIR_VARIABLE, FAULT_LIMIT_VARIABLE, FAULT_VARIABLE
+    from hcl_study.study.callbacks import TrialRunCloser
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(FAULT_VARIABLE, "raise@1")  # once: a rerun of that trial would succeed
+    monkeypatch.setenv(FAULT_LIMIT_VARIABLE, "1")
+    monkeypatch.setenv(FAULT_DIR_VARIABLE, str(tmp_path / "faults"))
+    spec, tracking_uri = sequential_grid(tmp_path, "failed-then-signal", [1.0, 2.0], max_failures=0)
+    on_trial_error = TrialRunCloser.on_trial_error
+
+    def error_then_signal(self: TrialRunCloser, *args: Any, **kwargs: Any) -> None:
+        on_trial_error(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's handler: stop after this step
+
+    monkeypatch.setattr(TrialRunCloser, "on_trial_error", error_then_signal)
+    with pytest.raises(StudyInterrupted, match=r"1 of its 2 trials had ended"):
+        run_study(spec)
+    monkeypatch.setattr(TrialRunCloser, "on_trial_error", on_trial_error)
+    summary = run_study(spec)
+    assert summary.num_trials == 2 and summary.regimes.get("failed") == 1, summary.regimes
+    parent, children = study_runs(tracking_uri, "failed-then-signal")
+    assert parent.info.status == "FINISHED"
+    statuses = {run.data.params["loss.beta"]: run.info.status for run in children}
+    assert statuses == {"1.0": "FAILED", "2.0": "FINISHED"}
+    # Complete with a failed trial, it is re-reported from Tune's saved results: no Ray.
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "no-ray"))
+    assert run_study(spec) == summary
+    assert not (tmp_path / "no-ray").exists(), "Ray started to re-report a complete study"
 
 
 def test_ctrl_c_before_tune_started_closes_the_parent_and_resume_runs_the_trials(
@@ -273,6 +348,8 @@ def test_signal_before_the_first_trial_leaves_a_study_that_resume_finishes(
 def test_asha_study_closes_early_stopped_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from hcl_study.study import runner
+
     monkeypatch.chdir(tmp_path)
     base = yaml.safe_load(SMOKE.read_text())["base"] | {"epochs": 6}
     spec = write_spec(
@@ -294,6 +371,11 @@ def test_asha_study_closes_early_stopped_runs(
     assert min(iterations.values()) < 6, "ASHA stopped no trial early; the test proves nothing"
     _, children = study_runs(summary.tracking_uri, "asha")
     assert len(children) == 8
+    stopped = sum(reached < 6 for reached in iterations.values())
+    assert summary.regimes.get("stopped") == stopped and "failed" not in summary.regimes
+    location = runner.StudyLocation.load(tmp_path / "studies" / "asha")
+    assert runner._ended_trials(location) == (8, 8)
+    assert runner._failed_trials(location) == 0, "a stopped trial is no failed one to retry"
     for run in children:
         reached = iterations[run.data.tags["hcl.trial_id"]]
         assert run.info.status == "FINISHED", "no run may be left RUNNING"
@@ -403,6 +485,7 @@ def test_boundary_search_study_ends_at_its_target_error(
     # at least twice the initial design; then the next suggestion ends the search, and
     # only the one trial already running (max_concurrent 2) may still finish
     assert 4 <= len(children) <= 5
+    assert summary.num_trials == len(children), "the trials that ran, not num_samples"
     assert all(run.info.status == "FINISHED" for run in children)
     client = MlflowClient(summary.tracking_uri)
     local = client.download_artifacts(summary.parent_run_id, "boundary_search.json", str(tmp_path))

@@ -357,26 +357,25 @@ def test_a_diverged_run_keeps_its_last_finite_checkpoint_and_is_not_resumed(
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
-def test_resume_and_overwrite_together_are_refused(tmp_path: Path, small_config: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (("--resume", "--overwrite"), "error: --resume, --overwrite: give one of them"),
+        (
+            ("--checkpoint-every", "0"),
+            "'--checkpoint-every': Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_conflicting_or_out_of_range_options_are_refused(
+    options: tuple[str, ...], expected: str, tmp_path: Path, small_config: Path
+) -> None:
     out = tmp_path / "run"
     refused = invoke(
-        "train", "--config", str(small_config), "--set", "epochs=1", "--out", str(out),
-        "--resume", "--overwrite",
-    )  # fmt: skip
+        "train", "--config", str(small_config), "--set", "epochs=1", "--out", str(out), *options
+    )
     assert refused.exit_code == EXIT_USER_ERROR, refused.output
-    assert "error: --resume, --overwrite: give one of them" in refused.stderr
-    assert not out.exists()
-
-
-def test_checkpoint_every_below_1_is_refused(tmp_path: Path, small_config: Path) -> None:
-    out = tmp_path / "run"
-    refused = invoke(
-        "train", "--config", str(small_config), "--set", "epochs=1", "--out", str(out),
-        "--checkpoint-every", "0",
-    )  # fmt: skip
-    assert refused.exit_code == EXIT_USER_ERROR, refused.output
-    message = " ".join(refused.output.split())
-    assert "'--checkpoint-every': Input should be greater than or equal to 1" in message
+    assert expected in " ".join(refused.output.split())
     assert not out.exists()
 
 

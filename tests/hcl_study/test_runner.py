@@ -6,8 +6,6 @@ helpers on hand-made study folders and saved searcher states."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from loopback_server import loopback_server
 
 from hcl_study.errors import UserError
 from hcl_study.study import runner
@@ -208,25 +207,8 @@ def test_resume_finds_a_study_by_its_folder_as_well_as_by_its_name(
 @pytest.fixture
 def closing_port() -> Iterator[int]:
     """A port that accepts connections and closes them at once: no Ray head, no gRPC."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with connection:
-                connection.recv(1024)  # then closes without an answer
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    with loopback_server(b"") as port:
+        yield port
 
 
 def test_an_address_that_is_no_ray_head_is_refused_before_ray_starts(closing_port: int) -> None:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -199,27 +200,36 @@ def test_study_whose_ending_fails_is_closed_failed_and_resumable(
     assert parent.info.status == "FINISHED" and len(children) == 1
 
 
+def signal_after(monkeypatch: pytest.MonkeyPatch, hook: str) -> Callable[..., None]:
+    """Make the callback `TrialRunCloser.<hook>` send this process SIGUSR1 once it has run
+    (Tune's handler: stop after this step). Returns the original hook."""
+    import os
+    import signal
+
+    from hcl_study.study.callbacks import TrialRunCloser
+
+    original = getattr(TrialRunCloser, hook)
+
+    def then_signal(self: TrialRunCloser, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(TrialRunCloser, hook, then_signal)
+    return original
+
+
 def test_signal_between_trials_interrupts_the_study(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A signal that lands after one trial ended and before the next one started leaves no
     trial unfinished, yet the study is not complete: it is interrupted (parent KILLED), and
     running the spec again runs the remaining trial."""
-    import os
-    import signal
-
     from hcl_study.errors import StudyInterrupted
     from hcl_study.study.callbacks import TrialRunCloser
 
     monkeypatch.chdir(tmp_path)
     spec, tracking_uri = sequential_grid(tmp_path, "between-trials", [1.0, 2.0])
-    on_trial_complete = TrialRunCloser.on_trial_complete
-
-    def complete_then_signal(self: TrialRunCloser, *args: Any, **kwargs: Any) -> None:
-        on_trial_complete(self, *args, **kwargs)
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's handler: stop after this step
-
-    monkeypatch.setattr(TrialRunCloser, "on_trial_complete", complete_then_signal)
+    on_trial_complete = signal_after(monkeypatch, "on_trial_complete")
     with pytest.raises(StudyInterrupted, match=r"1 of its 2 trials had ended"):
         run_study(spec)
     parent, children = study_runs(tracking_uri, "between-trials")
@@ -241,9 +251,6 @@ def test_a_failed_trial_of_an_interrupted_study_stays_failed_when_it_is_resumed(
     running the spec again runs the remaining trial only; the failed one stays failed, as
     in a study that was never interrupted (only `resume --retry-failed` runs it again), and
     running it once more re-reports the study without starting Ray."""
-    import os
-    import signal
-
     from hcl_study.errors import StudyInterrupted
     from hcl_study.faults import FAULT_DIR_VARIABLE, FAULT_LIMIT_VARIABLE, FAULT_VARIABLE
     from hcl_study.study.callbacks import TrialRunCloser
@@ -253,13 +260,7 @@ def test_a_failed_trial_of_an_interrupted_study_stays_failed_when_it_is_resumed(
     monkeypatch.setenv(FAULT_LIMIT_VARIABLE, "1")
     monkeypatch.setenv(FAULT_DIR_VARIABLE, str(tmp_path / "faults"))
     spec, tracking_uri = sequential_grid(tmp_path, "failed-then-signal", [1.0, 2.0], max_failures=0)
-    on_trial_error = TrialRunCloser.on_trial_error
-
-    def error_then_signal(self: TrialRunCloser, *args: Any, **kwargs: Any) -> None:
-        on_trial_error(self, *args, **kwargs)
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's handler: stop after this step
-
-    monkeypatch.setattr(TrialRunCloser, "on_trial_error", error_then_signal)
+    on_trial_error = signal_after(monkeypatch, "on_trial_error")
     with pytest.raises(StudyInterrupted, match=r"1 of its 2 trials had ended"):
         run_study(spec)
     monkeypatch.setattr(TrialRunCloser, "on_trial_error", on_trial_error)

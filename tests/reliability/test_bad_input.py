@@ -8,8 +8,6 @@ run. Most cases run in-process (typer's CliRunner, no Ray start to pay); two run
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from fake_datasets import write_fake_cifar, write_fake_image_folder
+from loopback_server import loopback_server
 from mlflow import MlflowClient
 from mlflow_server import free_port
 from reliability_support import cli_env, run_cli, smoke_spec
@@ -428,26 +427,8 @@ TRAIN_CASES: dict[str, Case] = {
 @pytest.fixture(scope="module")
 def not_ray_port() -> Iterator[int]:
     """A port where an HTTP/1 server answers (as a mistyped dashboard or MLflow port would)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.5)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with connection:
-                connection.recv(1024)
-                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    with loopback_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as port:
+        yield port
 
 
 def prepare(name: str, case: Case, root: Path, not_ray: int) -> tuple[Path, list[str]]:

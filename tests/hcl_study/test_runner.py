@@ -254,6 +254,7 @@ def test_a_boundary_study_is_complete_only_once_its_searcher_has_finished(tmp_pa
     boundary_searcher(spec).save_to_dir(location.experiment_path)  # as Tune saves it
     assert not runner._complete(spec, location, 4, 4)
     assert not runner._complete(spec, location, 3, 4)
+    assert not runner._complete(spec, location, 5, 6), "every trial started, one still ran"
     assert runner._complete(spec, location, 6, 6)
     nothing_saved = replace(location, storage_path=str(tmp_path / "nothing-saved"))
     assert not runner._complete(spec, nothing_saved, 0, 0), "no trial ended: not complete"

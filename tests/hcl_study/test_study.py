@@ -595,6 +595,37 @@ def test_trials_on_a_cluster_get_the_drivers_mlflow_credentials_and_resume_goes_
     assert hint.endswith(f"hcl-study resume credentials --address {address}")
 
 
+def test_auto_joins_the_cluster_on_this_machine_and_a_refusal_shuts_ray_down_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--address auto` finds the cluster started here (it is no HOST:PORT to probe). A
+    cluster too small for one trial is refused with Ray shut down, so that a notebook's
+    next study can start, and with no study folder made."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # socket paths < 108 bytes
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False}
+    )
+    try:
+        cluster.wait_for_nodes()
+        spec = write_spec(tmp_path, name="too-big", resources={"cpu": 3, "gpu": 0})
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(
+            UserError,
+            match=r"^resources\.cpu: each trial asks for 3 CPU, but the Ray cluster has 2;",
+        ):
+            run_study(spec, address="auto")
+        assert not ray.is_initialized(), "Ray is left running after the refusal"
+        assert not (tmp_path / "studies").exists()
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
 def test_auto_device_trains_on_the_cpu_unless_the_trial_reserved_a_gpu() -> None:
     """Ray leaves every GPU visible to a trial that reserved none (`resources.gpu: 0`)."""
     from hcl_study.trainable import TrialContext

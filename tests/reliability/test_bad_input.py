@@ -213,7 +213,7 @@ STUDY_CASES: dict[str, Case] = {
     ),
     "ray_address_not_answering": Case(
         spec_text(),
-        ("--address", "no Ray head answers at 127.0.0.1:", "ray start --head"),
+        ("--address / RAY_ADDRESS: no Ray head answers at 127.0.0.1:", "ray start --head"),
         args=("--address", "127.0.0.1:{free_port}"),
     ),  # fmt: skip
     "ray_address_not_ray": Case(

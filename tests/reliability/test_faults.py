@@ -32,8 +32,10 @@ from reliability_support import (
     wait_for,
     write_spec,
 )
+from reply_dropping_proxy import ReplyDroppingProxy
 from study_checks import LOGGED_METRICS, metric_steps, study_runs, tune_trial_configs
 
+from hcl_study.errors import TrackingError
 from hcl_study.faults import FAULT_DIR_VARIABLE, FAULT_LIMIT_VARIABLE, FAULT_VARIABLE
 from hcl_study.study.runner import resume_study, run_study
 from hcl_study.tracking import ERROR_TAG, REGIME_COUNT_TAG, download_artifact
@@ -360,6 +362,52 @@ def test_tracking_server_outage_mid_trial_loses_no_metric(
     assert_every_step_once(server.uri, run, epochs)
 
 
+def test_tracking_outage_at_the_studys_end_fails_its_parent_and_resume_finishes_it(
+    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its trial ended, but the study's closing call (its regime counts) goes unanswered past
+    the driver's retries (shortened here from 120 s to 2 s): the parent run ends FAILED, not
+    KILLED, the error says how to go on, and `resume` finishes the study in that run."""
+    from hcl_study.tracking import StudyRun
+
+    start = StudyRun.start_or_resume
+    monkeypatch.setattr(
+        StudyRun,
+        "start_or_resume",
+        staticmethod(lambda *args, **kwargs: start(*args, **kwargs, call_timeout_s=2.0)),
+    )
+    monkeypatch.chdir(tmp_path)
+    spec = smoke_spec(
+        "closing-outage",
+        space={"loss.beta": {"grid": [5.0]}},
+        search={"algorithm": "grid", "max_concurrent": 1, "seed": 0},
+    )
+    marker = REGIME_COUNT_TAG.encode()
+    with ReplyDroppingProxy(mlflow_server.port, marker, drops=1000) as proxy:
+        with pytest.raises(TrackingError) as failure:
+            run_study(write_spec(tmp_path, spec), tracking_uri=proxy.uri)
+        assert proxy.dropped >= 2, "the lost call is retried"
+        message = str(failure.value)
+        assert message.startswith("Could not set tags within 2 s (tracking server unreachable?)")
+        assert "The study 'closing-outage' stopped on it" in message
+        assert "hcl-study resume closing-outage continues it" in message
+        parent, children = study_runs(mlflow_server.uri, "closing-outage")
+        assert parent.info.status == "FAILED"
+        assert [run.info.status for run in children] == ["FINISHED"]
+
+        proxy.remaining = 0
+        summary = resume_study("closing-outage")
+    assert summary.parent_run_id == parent.info.run_id and summary.num_trials == 1
+    parent, children = study_runs(mlflow_server.uri, "closing-outage")
+    assert parent.info.status == "FINISHED" and len(children) == 1
+    counts = {
+        tag.removeprefix(REGIME_COUNT_TAG): int(count)
+        for tag, count in parent.data.tags.items()
+        if tag.startswith(REGIME_COUNT_TAG)
+    }
+    assert counts == summary.regimes and sum(counts.values()) == 1
+
+
 def test_killed_driver_study_is_finished_by_resume(
     mlflow_server: Any, ray_tmpdir: str, tmp_path: Path
 ) -> None:
@@ -457,21 +505,27 @@ def test_killed_driver_study_is_finished_by_resume(
     assert continued, "a trial cut off by the kill is resumed in its own MLflow run"
 
 
+@pytest.mark.parametrize("tune_catches_it", [True, False], ids=["ctrl_c", "ctrl_c_past_tune"])
 def test_interrupted_study_is_marked_killed_and_finished_by_resume(
-    mlflow_server: Any, ray_tmpdir: str, tmp_path: Path
+    tune_catches_it: bool, mlflow_server: Any, ray_tmpdir: str, tmp_path: Path
 ) -> None:
     """SIGINT (Ctrl-C) to `hcl-study study` mid-study: Tune saves its state and returns, and
     the study is not reported as complete: exit code 130, a message naming `hcl-study resume`,
     the parent run KILLED without regime counts, no run left RUNNING. `hcl-study resume` then
-    finishes every trial in its own MLflow run and the parent run ends FINISHED."""
+    finishes every trial in its own MLflow run and the parent run ends FINISHED.
+
+    A Ctrl-C that Tune does not catch (a second one while Tune stops its trials; here Tune's
+    handler is off, so that the first one is) raises KeyboardInterrupt out of the fit, and
+    Ray is shut down under the running trials: the driver still closes their runs."""
     num_samples, epochs = 4, 6
+    name = "interrupted" if tune_catches_it else "interrupted-past-tune"  # one MLflow server
     spec = smoke_spec(
-        "interrupted",
+        name,
         base={**SLOW_EPOCHS, "epochs": epochs},
         search={"algorithm": "optuna", "num_samples": num_samples, "max_concurrent": 2, "seed": 5},
         checkpoint_every=1,
     )
-    env = cli_env()
+    env = cli_env() if tune_catches_it else cli_env(TUNE_DISABLE_SIGINT_HANDLER="1")
     log = tmp_path / "study.log"
     driver = start_cli(
         ["study", str(write_spec(tmp_path, spec)), "--tracking-uri", mlflow_server.uri],
@@ -485,7 +539,7 @@ def test_interrupted_study_is_marked_killed_and_finished_by_resume(
         client = MlflowClient(mlflow_server.uri)
         running = {
             run.info.run_id: run
-            for run in child_runs(mlflow_server.uri, "interrupted")
+            for run in child_runs(mlflow_server.uri, name)
             if run.info.status == "RUNNING"
             and len(client.get_metric_history(run.info.run_id, "loss")) >= 2
         }
@@ -504,10 +558,10 @@ def test_interrupted_study_is_marked_killed_and_finished_by_resume(
             driver.wait()
     output = log.read_text(errors="replace")
     assert driver.returncode == 130, output[-4000:]
-    assert "was interrupted" in output and "hcl-study resume interrupted" in output, output[-4000:]
+    assert "was interrupted" in output and f"hcl-study resume {name}" in output, output[-4000:]
     assert "Best trial for" not in output, "an interrupted study must not print a summary"
 
-    parent, children = study_runs(mlflow_server.uri, "interrupted")
+    parent, children = study_runs(mlflow_server.uri, name)
     assert parent.info.status == "KILLED"
     assert not [tag for tag in parent.data.tags if tag.startswith("hcl.regime_count.")]
     assert not [run.info.run_id for run in children if run.info.status == "RUNNING"]
@@ -515,17 +569,22 @@ def test_interrupted_study_is_marked_killed_and_finished_by_resume(
     assert cut_off and all(run.info.status == "KILLED" for run in cut_off), [
         (run.info.run_id, run.info.status) for run in cut_off
     ]
-    assert len([run for run in children if run.info.status == "FINISHED"]) < num_samples
+    finished = len([run for run in children if run.info.status == "FINISHED"])
+    assert finished < num_samples
+    if tune_catches_it:  # Tune stopped and returned: the study counts the trials that ended
+        assert f"({finished} of its {num_samples} trials had ended)" in output, output[-4000:]
+    else:  # KeyboardInterrupt came through the fit: nothing was counted
+        assert "trials had ended" not in output, output[-4000:]
 
-    resumed = run_cli(["resume", "interrupted"], tmp_path, env)
+    resumed = run_cli(["resume", name], tmp_path, env)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "Study interrupted" in resumed.stdout and "Best trial for" in resumed.stdout, (
         resumed.stdout[-3000:]
     )
 
-    configs = tune_trial_configs(tmp_path / "studies" / "interrupted" / "ray" / "interrupted")
+    configs = tune_trial_configs(tmp_path / "studies" / name / "ray" / name)
     assert len(configs) == num_samples
-    parent, children = study_runs(mlflow_server.uri, "interrupted")
+    parent, children = study_runs(mlflow_server.uri, name)
     assert parent.info.status == "FINISHED"
     assert sorted(run.data.tags["hcl.trial_id"] for run in children) == sorted(configs), (
         "one MLflow run per trial: a resumed trial continues its own run"

@@ -1,11 +1,14 @@
-"""Every number field of a training config and a study spec refuses a boolean.
+"""Every number field of a training config allows its bounds and refuses what lies beyond
+them, and every number field of a config or a study spec refuses a boolean.
 
 pydantic's lax mode would read `true` as 1 (`resources.gpu: true` would reserve a GPU); the
-fields are found by walking valid configs, so a new field is covered without a new case.
+fields are found by walking valid configs, so a new field is covered without a new case,
+and a new field without a case in `BOUNDS` fails `test_every_number_field_has_its_bounds`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hcl_study.config import parse_train_config
+from hcl_study.config import flatten, parse_train_config, with_overrides
 from hcl_study.errors import UserError
 from hcl_study.study.spec import parse_study_spec
 
@@ -85,6 +88,72 @@ def test_the_walk_finds_the_fields_that_matter() -> None:
     assert {"resources.gpu", "resources.cpu", "search.threshold", "max_failures"} <= spec_fields
     assert {"scheduler.grace_period", "scheduler.reduction_factor"} <= spec_fields
     assert {"space.batch_size.int.0", "space.loss.tau.uniform.1"} <= spec_fields
+
+
+# (data set, field, the value at its bound, the nearest value beyond it). Fields outside
+# `data` are the same for every data set and are checked with the first one.
+BOUNDS: list[tuple[str, str, float, float]] = [
+    ("latent_class", "data.num_classes", 2, 1),
+    ("latent_class", "data.input_dim", 1, 0),
+    ("latent_class", "data.num_train", 2, 1),
+    ("latent_class", "data.num_test", 1, 0),
+    ("latent_class", "data.class_spread", 1e-9, 0.0),
+    ("latent_class", "data.noise", 0.0, -1e-9),
+    ("latent_class", "data.seed", 0, -1),
+    ("latent_class", "data.seed", 2**32 - 1, 2**32),
+    ("digits", "data.test_fraction", 0.01, 0.0099),
+    ("digits", "data.test_fraction", 0.99, 0.9901),
+    ("digits", "data.seed", 2**32 - 1, 2**32),
+    ("cifar10", "data.subset", 2, 1),
+    ("image_folder", "data.num_classes", 2, 1),
+    ("image_folder", "data.image_size", 8, 7),
+    ("image_folder", "data.test_fraction", 1e-9, 0.0),
+    ("image_folder", "data.test_fraction", 1 - 1e-9, 1.0),
+    ("image_folder", "data.seed", 0, -1),
+    ("latent_class", "model.width", 1, 0),
+    ("latent_class", "model.depth", 1, 0),
+    ("latent_class", "model.head_hidden", 1, 0),
+    ("latent_class", "model.feature_dim", 1, 0),
+    ("latent_class", "loss.beta", 0.0, -1e-9),
+    ("latent_class", "loss.tau", 1e-9, 0.0),
+    ("latent_class", "loss.negative_scale", 1e-9, 0.0),
+    ("latent_class", "loss.num_negatives", 1, 0),
+    ("latent_class", "optimizer.lr", 1e-12, 0.0),
+    ("latent_class", "optimizer.weight_decay", 0.0, -1e-9),
+    ("latent_class", "optimizer.momentum", 0.0, -1e-9),
+    ("latent_class", "optimizer.momentum", 0.999, 1.0),
+    ("latent_class", "batch_size", 2, 1),
+    ("latent_class", "eval_batch_size", 1, 0),
+    ("latent_class", "epochs", 1, 0),
+    ("latent_class", "seed", 0, -1),
+    ("latent_class", "seed", 2**32 - 1, 2**32),
+    ("latent_class", "num_workers", 0, -1),
+    ("latent_class", "cpu_threads", 1, 0),
+    ("latent_class", "cpu_threads", 1024, 1025),
+]
+
+
+def test_every_number_field_has_its_bounds() -> None:
+    checked = {(data, field) if field.startswith("data.") else field for data, field, *_ in BOUNDS}
+    for name in (case[0] for case in TRAIN_CASES):
+        data, _, field = name.partition(":")
+        assert ((data, field) if field.startswith("data.") else field) in checked, name
+    assert "model.feature_dim" in checked, "an optional number field (None by default)"
+
+
+@pytest.mark.parametrize(
+    ("data_set", "field", "allowed", "refused"),
+    BOUNDS,
+    ids=[f"{data}:{field}={allowed}" for data, field, allowed, _ in BOUNDS],
+)
+def test_number_fields_allow_their_bound_and_refuse_what_lies_beyond(
+    data_set: str, field: str, allowed: float, refused: float
+) -> None:
+    data = next(data for data in DATA_SETS if data["name"] == data_set)
+    config = parse_train_config(with_overrides({"data": data}, {field: allowed}))
+    assert flatten(config.model_dump())[field] == allowed
+    with pytest.raises(UserError, match=rf"(^|: ){re.escape(field)}\b"):
+        parse_train_config(with_overrides({"data": data}, {field: refused}))
 
 
 @pytest.mark.parametrize(("name", "raw", "path"), TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])

@@ -36,20 +36,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-SEED_FIELD: Any = Field(0, ge=0, lt=2**32, description="0 <= seed < 2**32 (numpy's seed range)")
+def _seed(meaning: str) -> Any:
+    """A seed field: 0 <= seed < 2**32, numpy's seed range."""
+    return Field(0, ge=0, lt=2**32, description=meaning)
 
 
 class LatentClassData(_Strict):
     """The paper's latent-class model: Gaussian classes around seeded random means."""
 
     name: Literal["latent_class"] = "latent_class"
-    num_classes: Integer = Field(50, ge=2)
-    input_dim: Integer = Field(32, ge=1)
-    num_train: Integer = Field(5000, ge=2)
-    num_test: Integer = Field(1000, ge=1)
+    num_classes: Integer = Field(50, ge=2, description="C, the number of classes")
+    input_dim: Integer = Field(32, ge=1, description="dimension of the inputs")
+    num_train: Integer = Field(5000, ge=2, description="training samples")
+    num_test: Integer = Field(1000, ge=1, description="test samples")
     class_spread: Number = Field(1.0, gt=0, description="sigma_mu, the scale of the class means")
     noise: Number = Field(1.0, ge=0, description="sigma, the within-class noise")
-    seed: Integer = SEED_FIELD
+    seed: Integer = _seed("of the class means and the samples")
 
 
 class DigitsData(_Strict):
@@ -59,7 +61,7 @@ class DigitsData(_Strict):
     test_fraction: Number = Field(
         0.25, ge=0.01, le=0.99, description="each of the 10 classes needs test and training images"
     )
-    seed: Integer = SEED_FIELD
+    seed: Integer = _seed("of the test split")
 
     @property
     def num_classes(self) -> int:
@@ -70,8 +72,10 @@ class CifarData(_Strict):
     """A local, already extracted copy of the official CIFAR "python version" archive."""
 
     name: Literal["cifar10", "cifar100"]
-    root: str
-    augment: bool = False
+    root: str = Field(
+        description="the extracted archive: data_batch_1-5 and test_batch, or train and test"
+    )
+    augment: bool = Field(False, description="SimCLR's augmentation of the training images")
     subset: Integer | None = Field(
         None, ge=2, description="use only the first N training images (a batch needs 2)"
     )
@@ -85,15 +89,15 @@ class ImageFolderData(_Strict):
     """A torchvision ImageFolder tree (`root/<class>/<image>`), e.g. Tiny-ImageNet."""
 
     name: Literal["image_folder"] = "image_folder"
-    root: str
+    root: str = Field(description="the tree of class folders")
     num_classes: Integer = Field(
         ge=2, description="number of class folders (e.g. 200 for Tiny-ImageNet); checked on load"
     )
-    test_root: str | None = None
-    image_size: Integer = Field(32, ge=8)
-    augment: bool = False
+    test_root: str | None = Field(None, description="a tree of the same classes for the test set")
+    image_size: Integer = Field(32, ge=8, description="images are resized to this square size")
+    augment: bool = Field(False, description="SimCLR's augmentation of the training images")
     test_fraction: Number = Field(0.2, gt=0, lt=1, description="split used when test_root is unset")
-    seed: Integer = SEED_FIELD
+    seed: Integer = _seed("of the test_fraction split")
 
 
 DataConfig = Annotated[
@@ -109,32 +113,43 @@ DATA_NAMES: frozenset[str] = frozenset(
 class ModelConfig(_Strict):
     """Encoder plus projection head. `feature_dim` defaults to num_classes - 1 (the paper)."""
 
-    name: Literal["mlp", "resnet18", "resnet50"] = "mlp"
+    name: Literal["mlp", "resnet18", "resnet50"] = Field(
+        "mlp", description="the encoder: an MLP, or a ResNet with the CIFAR stem (image data)"
+    )
     width: Integer = Field(256, ge=1, description="MLP hidden width")
     depth: Integer = Field(2, ge=1, description="number of MLP hidden layers")
     head_hidden: Integer = Field(512, ge=1, description="hidden width of the projection head")
-    feature_dim: Integer | None = Field(None, ge=1)
+    feature_dim: Integer | None = Field(
+        None, ge=1, description="d, the dimension of the features the loss and metrics see"
+    )
 
 
 class LossConfig(_Strict):
     """SCL/UCL with hardness beta (beta = 0 is the plain loss)."""
 
-    name: Literal["scl", "ucl"] = "scl"
-    beta: Number = Field(0.0, ge=0)
-    tau: Number = Field(1.0, gt=0)
-    estimator: Literal["reweight", "sample"] = "reweight"
-    negative_scale: Number = Field(1.0, gt=0)
-    num_negatives: Integer = Field(256, ge=1)
-    self_positive: bool = True
+    name: Literal["scl", "ucl"] = Field(
+        "scl", description="negatives: the other classes (scl), or the whole batch (ucl)"
+    )
+    beta: Number = Field(0.0, ge=0, description="hardness β: weights w ∝ exp(β s) on negatives")
+    tau: Number = Field(1.0, gt=0, description="temperature τ")
+    estimator: Literal["reweight", "sample"] = Field(
+        "reweight",
+        description="the exact expectation under w, or num_negatives draws from w per pair",
+    )
+    negative_scale: Number = Field(1.0, gt=0, description="Q, the weight of the negatives' term")
+    num_negatives: Integer = Field(256, ge=1, description="K, negatives drawn per pair (sample)")
+    self_positive: bool = Field(True, description="the anchor is among its own positives")
     self_negative: bool = Field(
         True, description="UCL: the anchor is among its own negatives, as in the reference code"
     )
 
 
 class OptimizerConfig(_Strict):
+    """The optimizer of the encoder and projection head."""
+
     name: Literal["adam", "sgd"] = "adam"
-    lr: Number = Field(1e-3, gt=0)
-    weight_decay: Number = Field(0.0, ge=0)
+    lr: Number = Field(1e-3, gt=0, description="learning rate")
+    weight_decay: Number = Field(0.0, ge=0, description="the optimizer's weight_decay (L2)")
     momentum: Number = Field(0.9, ge=0, lt=1, description="SGD only")
 
 
@@ -144,13 +159,19 @@ class TrainConfig(_Strict):
     data: DataConfig = Field(default_factory=LatentClassData)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
-    normalization: Normalization = "ball"
+    normalization: Normalization = Field(
+        "ball", description="of the features: none, onto the unit ball, or onto the sphere"
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    batch_size: Integer = Field(512, ge=2)
-    eval_batch_size: Integer = Field(2048, ge=1)
-    epochs: Integer = Field(60, ge=1)
-    seed: Integer = SEED_FIELD
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: Integer = Field(512, ge=2, description="training batch")
+    eval_batch_size: Integer = Field(
+        2048, ge=1, description="samples per forward pass when measuring the geometry"
+    )
+    epochs: Integer = Field(60, ge=1, description="the geometry is measured after each")
+    seed: Integer = _seed("of the model's initialization, the shuffling and the loss's draws")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when there is a GPU (in a study: one reserved)"
+    )
     bf16: bool = Field(False, description="bf16 autocast; used on CUDA only")
     num_workers: Integer = Field(0, ge=0, description="DataLoader workers for image data")
     cpu_threads: Integer = Field(

@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
-from hcl_study.config import flatten, parse_train_config, with_overrides
+from hcl_study.config import (
+    flatten,
+    load_yaml,
+    parse_assignment,
+    parse_train_config,
+    with_assignments,
+    with_overrides,
+)
 from hcl_study.errors import UserError
 from hcl_study.study.spec import parse_study_spec
 
@@ -170,3 +177,22 @@ def test_study_spec_number_fields_refuse_booleans(
 ) -> None:
     with pytest.raises(UserError, match="expected a number, not a boolean"):
         parse_study_spec(with_true_at(raw, path))
+
+
+def test_an_assignment_splits_at_its_first_equals_sign_and_its_path_is_trimmed() -> None:
+    assert parse_assignment(" data.root =/data/a=b") == ("data.root", "/data/a=b")
+    assert parse_assignment("loss.beta=[1, 2]") == ("loss.beta", [1, 2])
+    for text in ("loss..beta=1", ".beta=1", "loss.=1"):
+        with pytest.raises(ValueError, match="non-empty key path"):
+            parse_assignment(text)
+    merged = with_assignments({"loss": {"beta": 0}}, ["loss.beta=5", "loss.tau=0.5"])
+    assert merged == {"loss": {"beta": 5, "tau": 0.5}}
+
+
+def test_a_yaml_merge_key_may_be_overridden_but_no_other_key_repeated(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("defaults: &d {beta: 1, tau: 0.5}\nloss:\n  <<: *d\n  beta: 30\n")
+    assert load_yaml(path)["loss"] == {"beta": 30, "tau": 0.5}
+    path.write_text("loss: {beta: 1, beta: 30}\n")
+    with pytest.raises(yaml.constructor.ConstructorError, match="found duplicate key 'beta'"):
+        load_yaml(path)

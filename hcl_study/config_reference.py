@@ -1,0 +1,129 @@
+"""The training configuration's reference page (docs/config.md), generated from its models.
+
+Every field with its type or allowed values, default, bounds and meaning, read from the
+pydantic models in `hcl_study.config`, so that the page cannot drift from what validation
+accepts. Write it with `python -m hcl_study.config_reference docs/config.md`.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from hcl_study.config import (
+    CifarData,
+    DigitsData,
+    ImageFolderData,
+    LatentClassData,
+    LossConfig,
+    ModelConfig,
+    OptimizerConfig,
+    TrainConfig,
+)
+
+HEADER = """\
+# Training configuration reference
+
+Generated from `hcl_study/config.py` by `python -m hcl_study.config_reference docs/config.md`;
+a test fails when this page and the models differ. `hcl-study train --config` reads these
+fields, a study spec's `base:` takes the same ones, and its `space:` any of them by dotted
+path (`loss.beta`). Unknown keys, booleans in number fields and non-finite numbers are
+refused, naming the field.
+"""
+
+# The attributes of pydantic's bound constraints (annotated_types.Ge, Gt, Le, Lt).
+_BOUNDS: tuple[tuple[str, str], ...] = (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 2**16:
+        exponent = value.bit_length() - 1
+        if value == 2**exponent:
+            return f"2^{exponent}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _allowed(annotation: Any, metadata: list[Any]) -> str:
+    """The values a field takes: its literals, or its type with its bounds."""
+    if get_origin(annotation) is Literal:
+        return " \\| ".join(f"`{value}`" for value in get_args(annotation))
+    optional = get_origin(annotation) in (typing.Union, types.UnionType)
+    base = (
+        next(arg for arg in get_args(annotation) if arg is not type(None))
+        if optional
+        else annotation
+    )
+    name = getattr(get_args(base)[0] if get_args(base) else base, "__name__", str(base))
+    bounds = [
+        f"{symbol} {_number(getattr(item, attribute))}"
+        for item in metadata
+        for attribute, symbol in _BOUNDS
+        if hasattr(item, attribute)
+    ]
+    text = f"{name} {', '.join(bounds)}" if bounds else name
+    return f"{text}, or null" if optional else text
+
+
+def _default(info: FieldInfo) -> str:
+    if info.default is PydanticUndefined:
+        return "required"
+    if info.default is None:
+        return "null"
+    if isinstance(info.default, bool):
+        return f"`{str(info.default).lower()}`"
+    return f"`{_number(info.default)}`"
+
+
+def _table(model: type[BaseModel], prefix: str, overrides: dict[str, str] | None = None) -> str:
+    rows = ["| field | allowed | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, info in model.model_fields.items():
+        if isinstance(info.default_factory, type):  # a nested section, given its own table
+            continue
+        default = (overrides or {}).get(name) or _default(info)
+        allowed = _allowed(info.annotation, info.metadata)
+        meaning = (info.description or "").replace("|", "\\|")
+        rows.append(f"| `{prefix}{name}` | {allowed} | {default} | {meaning} |")
+    return "\n".join(rows)
+
+
+def _summary(model: type[BaseModel]) -> str:
+    return (model.__doc__ or "").strip().splitlines()[0]
+
+
+def config_reference() -> str:
+    """The Markdown page: a table of the run's own fields, then one per section."""
+    sections = [
+        ("Run", TrainConfig, ""),
+        ("`model`", ModelConfig, "model."),
+        ("`loss`", LossConfig, "loss."),
+        ("`optimizer`", OptimizerConfig, "optimizer."),
+        ("`data` with `name: latent_class` (the default)", LatentClassData, "data."),
+        ("`data` with `name: digits`", DigitsData, "data."),
+        ("`data` with `name: cifar10` or `cifar100`", CifarData, "data."),
+        ("`data` with `name: image_folder`", ImageFolderData, "data."),
+    ]
+    parts = [HEADER]
+    for title, model, prefix in sections:
+        overrides = {"feature_dim": "`num_classes − 1`"} if model is ModelConfig else None
+        parts.append(f"## {title}\n\n{_summary(model)}\n\n{_table(model, prefix, overrides)}\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> None:
+    """Write the page to the path given (standard output without one)."""
+    page = config_reference()
+    if argv:
+        Path(argv[0]).write_text(page)
+    else:
+        sys.stdout.write(page)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -102,6 +102,19 @@ def interrupted_exit_130(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="YAML training config (defaults apply to missing keys).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set loss.beta=5 (repeatable).",
+    ),
+]
+
+
 @app.command()
 @user_errors_exit_2
 @interrupted_exit_130
@@ -113,17 +126,8 @@ def train(
             "config.yaml."
         ),
     ],
-    config: Annotated[
-        Path | None, typer.Option(help="YAML training config (defaults apply to missing keys).")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Override a config key, e.g. --set loss.beta=5 (repeatable).",
-        ),
-    ] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -299,6 +303,15 @@ def _load_train_config(config: Path | None, assignments: list[str]) -> TrainConf
     raw = with_assignments(read_yaml_file(config) if config else {}, assignments)
     source = f"config {config or '(defaults)'}" + "".join(f" --set {text}" for text in assignments)
     return parse_train_config(raw, source=source)
+
+
+@app.command("config")
+@user_errors_exit_2
+def show_config(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Print the training config `train` would run: every default filled in, validated
+    (docs/config.md says what each field means)."""
+    train_config = _load_train_config(config, set_ or [])
+    print(_dump_yaml(train_config.model_dump(mode="json")), end="")
 
 
 def _print_train_summary(results: list[Any], out: Path, total: int, checkpoint_epoch: int) -> None:

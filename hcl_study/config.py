@@ -189,6 +189,15 @@ class TrainConfig(_Strict):
     def feature_dim(self) -> int:
         return self.model.feature_dim or self.num_classes - 1
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_name_defaults_to_latent_class(cls, raw: Any) -> Any:
+        """A `data` section without `name` is of the default data set, as a missing key."""
+        data = raw.get("data") if isinstance(raw, dict) else None
+        if isinstance(data, dict) and "name" not in data:
+            return {**raw, "data": {"name": "latent_class", **data}}
+        return raw
+
     @model_validator(mode="after")
     def _feature_dim_fits(self) -> TrainConfig:
         if self.model.feature_dim is None and self.num_classes - 1 < 1:

@@ -35,7 +35,9 @@ Generated from `hcl_study/config.py` by `python -m hcl_study.config_reference do
 a test fails when this page and the models differ. `hcl-study train --config` reads these
 fields, a study spec's `base:` takes the same ones, and its `space:` any of them by dotted
 path (`loss.beta`). Unknown keys, booleans in number fields and non-finite numbers are
-refused, naming the field.
+refused, naming the field. A missing key takes its default (a `data` section without
+`name` is of `latent_class`); `hcl-study config --config FILE --set KEY=VALUE` prints the
+whole config that `train` would run.
 """
 
 # The attributes of pydantic's bound constraints (annotated_types.Ge, Gt, Le, Lt).

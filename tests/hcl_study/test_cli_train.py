@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner, Result
 
 from hcl_study.cli import app
@@ -252,6 +253,24 @@ def test_help_lists_every_option() -> None:
     assert result.exit_code == 0
     for option in ("--out", "--config", "--set", "--resume", "--checkpoint-every"):
         assert option in result.output
+
+
+def test_config_prints_the_config_train_runs_and_refuses_what_train_refuses(
+    tmp_path: Path, small_config: Path
+) -> None:
+    settings = ("--set", "loss.beta=5", "--set", "epochs=1")
+    shown = invoke("config", "--config", str(small_config), *settings)
+    out = tmp_path / "run"
+    ran = invoke("train", "--config", str(small_config), *settings, "--out", str(out))
+
+    assert shown.exit_code == 0 and ran.exit_code == 0, shown.output + ran.output
+    assert shown.stdout == (out / "config.yaml").read_text()
+    config = yaml.safe_load(shown.stdout)
+    assert (config["loss"]["beta"], config["epochs"]) == (5.0, 1), "the --set values"
+    assert (config["model"]["depth"], config["optimizer"]["lr"]) == (2, 0.001), "the defaults"
+    refused = invoke("config", "--config", str(small_config), "--set", "optimizer.lr=0")
+    assert refused.exit_code == EXIT_USER_ERROR and refused.stdout == ""
+    assert "error: Invalid config" in refused.stderr and "optimizer.lr" in refused.stderr
 
 
 @pytest.mark.parametrize(

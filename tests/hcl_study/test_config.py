@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from hcl_study.config import (
+    LatentClassData,
     flatten,
     load_yaml,
     parse_assignment,
@@ -196,3 +197,12 @@ def test_a_yaml_merge_key_may_be_overridden_but_no_other_key_repeated(tmp_path: 
     path.write_text("loss: {beta: 1, beta: 30}\n")
     with pytest.raises(yaml.constructor.ConstructorError, match="found duplicate key 'beta'"):
         load_yaml(path)
+
+
+def test_a_data_section_without_name_is_of_the_default_data_set() -> None:
+    """As for any missing key: `--set data.num_classes=4` changes the default data set."""
+    assert parse_train_config({"data": {"num_classes": 4}}).data == LatentClassData(num_classes=4)
+    with pytest.raises(
+        UserError, match=r"data\.root: unknown key; data\.root belongs to data\.name cifar10"
+    ):
+        parse_train_config({"data": {"root": "/data/cifar-100-python"}})

@@ -116,7 +116,7 @@ def _unknown_key_message(
     elsewhere = [
         prefix + _field_path(tuple(path.split(".")), variant_tags)
         for path in same_named
-        if path.rpartition(".")[0] != parent and _parent_name(path) not in other_variants
+        if _parent_name(path) not in other_variants
     ]
     parent_shown = _field_path(tuple(parts[:-1]), variant_tags)
     close = difflib.get_close_matches(leaf, siblings, n=2, cutoff=0.6)
@@ -157,6 +157,8 @@ def describe_validation_error(
         elif item["type"] == "value_error":  # our validators' words, without "Value error, "
             message = str(item["ctx"]["error"])
         given = item.get("input")
-        shown = "" if item["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
+        if item["type"] == "missing" and isinstance(given, list | tuple):  # e.g. `uniform: [0]`
+            message = "too few values"
+        shown = "" if isinstance(given, dict) else f" (got {given!r})"  # not the whole section
         problems.append(f"{path}: {message}{shown}")
     return f"Invalid {source}: " + "; ".join(problems) + "."

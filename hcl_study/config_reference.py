@@ -40,8 +40,17 @@ refused, naming the field. A missing key takes its default (a `data` section wit
 whole config that `train` would run.
 """
 
-# The attributes of pydantic's bound constraints (annotated_types.Ge, Gt, Le, Lt).
-_BOUNDS: tuple[tuple[str, str], ...] = (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
+# The attributes of pydantic's constraints (annotated_types.Ge, Gt, Le, Lt, MinLen, MaxLen,
+# and the pattern of a string), and how the page writes them.
+_LIMITS: tuple[tuple[str, str], ...] = (
+    ("ge", "≥ {}"),
+    ("gt", "> {}"),
+    ("le", "≤ {}"),
+    ("lt", "< {}"),
+    ("min_length", "of length ≥ {}"),
+    ("max_length", "of length ≤ {}"),
+    ("pattern", "matching `{}`"),
+)
 
 
 def _number(value: Any) -> str:
@@ -52,28 +61,41 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _type_name(annotation: Any) -> str:
+    """`int`, `float`, `str`, `bool`, `mapping`, `list` or `[float, float]`."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(get_args(annotation)[0])
+    if origin is dict:
+        return "mapping"
+    if origin is list:
+        return "list"
+    if origin is tuple:
+        return "[" + ", ".join(_type_name(arg) for arg in get_args(annotation)) + "]"
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def _allowed(annotation: Any, metadata: list[Any]) -> str:
     """The values a field takes: its literals, or its type with its bounds."""
-    if get_origin(annotation) is Literal:
-        return " \\| ".join(f"`{value}`" for value in get_args(annotation))
     optional = get_origin(annotation) in (typing.Union, types.UnionType)
-    base = (
-        next(arg for arg in get_args(annotation) if arg is not type(None))
-        if optional
-        else annotation
-    )
-    name = getattr(get_args(base)[0] if get_args(base) else base, "__name__", str(base))
-    bounds = [
-        f"{symbol} {_number(getattr(item, attribute))}"
-        for item in metadata
-        for attribute, symbol in _BOUNDS
-        if hasattr(item, attribute)
-    ]
-    text = f"{name} {', '.join(bounds)}" if bounds else name
+    if optional:
+        annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
+    if get_origin(annotation) is Literal:
+        text = " \\| ".join(f"`{value}`" for value in get_args(annotation))
+    else:
+        limits = [
+            template.format(_number(getattr(item, attribute)))
+            for item in metadata
+            for attribute, template in _LIMITS
+            if getattr(item, attribute, None) is not None
+        ]
+        text = " ".join([_type_name(annotation), ", ".join(limits)]).strip()
     return f"{text}, or null" if optional else text
 
 
 def _default(info: FieldInfo) -> str:
+    if info.default_factory is not None:
+        return f"`{info.default_factory()}`"
     if info.default is PydanticUndefined:
         return "required"
     if info.default is None:
@@ -83,19 +105,24 @@ def _default(info: FieldInfo) -> str:
     return f"`{_number(info.default)}`"
 
 
-def _table(model: type[BaseModel], prefix: str, overrides: dict[str, str] | None = None) -> str:
+def model_table(
+    model: type[BaseModel], prefix: str, overrides: dict[str, str] | None = None
+) -> str:
+    """A Markdown table of `model`'s fields (nested sections left out), named from `prefix`."""
     rows = ["| field | allowed | default | meaning |", "| --- | --- | --- | --- |"]
     for name, info in model.model_fields.items():
-        if isinstance(info.default_factory, type):  # a nested section, given its own table
+        factory = info.default_factory
+        if isinstance(factory, type) and issubclass(factory, BaseModel):  # its own table
             continue
         default = (overrides or {}).get(name) or _default(info)
         allowed = _allowed(info.annotation, info.metadata)
         meaning = (info.description or "").replace("|", "\\|")
-        rows.append(f"| `{prefix}{name}` | {allowed} | {default} | {meaning} |")
+        rows.append(f"| `{prefix}{info.alias or name}` | {allowed} | {default} | {meaning} |")
     return "\n".join(rows)
 
 
-def _summary(model: type[BaseModel]) -> str:
+def model_summary(model: type[BaseModel]) -> str:
+    """The first line of the model's docstring."""
     return (model.__doc__ or "").strip().splitlines()[0]
 
 
@@ -114,7 +141,9 @@ def config_reference() -> str:
     parts = [HEADER]
     for title, model, prefix in sections:
         overrides = {"feature_dim": "`num_classes − 1`"} if model is ModelConfig else None
-        parts.append(f"## {title}\n\n{_summary(model)}\n\n{_table(model, prefix, overrides)}\n")
+        parts.append(
+            f"## {title}\n\n{model_summary(model)}\n\n{model_table(model, prefix, overrides)}\n"
+        )
     return "\n".join(parts)
 
 

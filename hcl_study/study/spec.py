@@ -56,12 +56,18 @@ class SpaceEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
-    uniform: tuple[Number, Number] | None = None
-    loguniform: tuple[Number, Number] | None = None
-    integer: tuple[Integer, Integer] | None = Field(None, alias="int")
-    choice: list[Any] | None = Field(None, min_length=1)
-    grid: list[Any] | None = Field(None, min_length=1)
-    offset: Number = Field(0.0, ge=0)
+    uniform: tuple[Number, Number] | None = Field(None, description="[low, high], uniform")
+    loguniform: tuple[Number, Number] | None = Field(
+        None, description="[low, high], uniform in log(x + offset)"
+    )
+    integer: tuple[Integer, Integer] | None = Field(
+        None, alias="int", description="[low, high], integers, both ends included"
+    )
+    choice: list[Any] | None = Field(None, min_length=1, description="values drawn from")
+    grid: list[Any] | None = Field(
+        None, min_length=1, description="values each run once (grid search)"
+    )
+    offset: Number = Field(0.0, ge=0, description="loguniform, boundary search only")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SpaceEntry:
@@ -101,12 +107,16 @@ class SpaceEntry(BaseModel):
 
 
 class SearchConfig(_Strict):
-    algorithm: Literal["optuna", "random", "grid", "boundary"] = "optuna"
+    """How the trials' configs are chosen."""
+
+    algorithm: Literal["optuna", "random", "grid", "boundary"] = Field(
+        "optuna", description="TPE, random draws, the grid, or the NC/DC boundary's level set"
+    )
     num_samples: Integer | None = Field(
         None, ge=1, description="trials (required); for grid, the grid size or left out"
     )
-    max_concurrent: Integer = Field(2, ge=1)
-    seed: Integer = 0
+    max_concurrent: Integer = Field(2, ge=1, description="trials running at once")
+    seed: Integer = Field(0, description="of the search's own draws")
     order_parameter: str | None = Field(None, description="boundary search: metric to threshold")
     threshold: Number | None = Field(None, description="boundary search: level of the boundary")
     initial_design: Integer = Field(8, ge=2, description="boundary search: space-filling points")
@@ -119,37 +129,57 @@ class SearchConfig(_Strict):
 
 
 class SchedulerConfig(_Strict):
-    name: Literal["fifo", "asha"] = "fifo"
-    metric: str | None = None
-    mode: Literal["min", "max"] | None = None
-    grace_period: Integer = Field(1, ge=1)
-    reduction_factor: Number = Field(3.0, gt=1)
+    """Whether trials run to their end (fifo) or are stopped early (ASHA)."""
+
+    name: Literal["fifo", "asha"] = Field("fifo", description="boundary search needs fifo")
+    metric: str | None = Field(
+        None, description="asha: the metric it compares (the objective's by default)"
+    )
+    mode: Literal["min", "max"] | None = Field(None, description="asha: the objective's by default")
+    grace_period: Integer = Field(1, ge=1, description="asha: epochs before a trial may stop")
+    reduction_factor: Number = Field(3.0, gt=1, description="asha: 1 in this many goes on")
 
 
 class ObjectiveConfig(_Strict):
-    metric: str = "erank_means"
+    """What the search optimizes, and how the best trial is chosen."""
+
+    metric: str = Field("erank_means", description="a reported metric, at the trial's end")
     mode: Literal["min", "max"] = "max"
 
 
 class ResourcesConfig(_Strict):
-    cpu: Number = Field(1.0, gt=0)
-    gpu: Number = Field(0.0, ge=0)
+    """What each trial reserves on the Ray cluster."""
+
+    cpu: Number = Field(1.0, gt=0, description="CPUs (fractions allowed)")
+    gpu: Number = Field(0.0, ge=0, description="GPUs (fractions share one)")
 
 
 class StudySpec(_Strict):
     """A hyperparameter study: a base training config, a space and how to search it."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
-    base: dict[str, Any] = Field(default_factory=dict)
-    space: dict[str, SpaceEntry]
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=100,
+        description="the MLflow experiment, and the folder studies/NAME",
+    )
+    base: dict[str, Any] = Field(
+        default_factory=dict, description="the training config every trial starts from (config.md)"
+    )
+    space: dict[str, SpaceEntry] = Field(
+        description="dotted path of a base field (loss.beta) -> one entry below"
+    )
     search: SearchConfig = Field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     checkpoint_every: Integer = Field(5, ge=1, description="epochs between trial checkpoints")
     max_failures: Integer = Field(2, ge=0, description="retries of a crashed trial")
-    tracking_uri: str | None = None
-    storage_path: str | None = None
+    tracking_uri: str | None = Field(
+        None, description="MLflow; else MLFLOW_TRACKING_URI, else studies/NAME/mlflow.db"
+    )
+    storage_path: str | None = Field(
+        None, description="Tune's state and checkpoints; else studies/NAME/ray"
+    )
 
     @field_validator("space", mode="before")
     @classmethod

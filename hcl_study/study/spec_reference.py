@@ -1,0 +1,59 @@
+"""The study spec's reference page (docs/spec.md), generated from its models.
+
+Write it with `python -m hcl_study.study.spec_reference docs/spec.md`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hcl_study.config_reference import model_summary, model_table
+from hcl_study.study.spec import (
+    ObjectiveConfig,
+    ResourcesConfig,
+    SchedulerConfig,
+    SearchConfig,
+    SpaceEntry,
+    StudySpec,
+)
+
+HEADER = """\
+# Study spec reference
+
+Generated from `hcl_study/study/spec.py` by
+`python -m hcl_study.study.spec_reference docs/spec.md`; a test fails when this page and the
+models differ. A spec is validated in full before Ray or MLflow start: unknown keys, fields
+that the chosen algorithm or scheduler would not read, booleans in number fields and
+non-finite numbers are refused, naming the field; every value the space can draw is checked
+as a training config ([config.md](config.md)).
+"""
+
+
+def spec_reference() -> str:
+    """The Markdown page: the spec's own fields, then one table per section."""
+    sections = [
+        ("Study", StudySpec, ""),
+        ("`space` entries", SpaceEntry, "space.PATH."),
+        ("`search`", SearchConfig, "search."),
+        ("`scheduler`", SchedulerConfig, "scheduler."),
+        ("`objective`", ObjectiveConfig, "objective."),
+        ("`resources`", ResourcesConfig, "resources."),
+    ]
+    parts = [HEADER]
+    for title, model, prefix in sections:
+        parts.append(f"## {title}\n\n{model_summary(model)}\n\n{model_table(model, prefix)}\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> None:
+    """Write the page to the path given (standard output without one)."""
+    page = spec_reference()
+    if argv:
+        Path(argv[0]).write_text(page)
+    else:
+        sys.stdout.write(page)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -121,14 +121,44 @@ def model_table(
     return "\n".join(rows)
 
 
-def model_summary(model: type[BaseModel]) -> str:
+def _model_summary(model: type[BaseModel]) -> str:
     """The first line of the model's docstring."""
     return (model.__doc__ or "").strip().splitlines()[0]
 
 
+Section = tuple[str, type[BaseModel], str]  # title, model, prefix of its fields' names
+
+
+def reference_page(
+    header: str, sections: list[Section], defaults: dict[str, str] | None = None
+) -> str:
+    """A Markdown page: `header`, then per section its model's summary and fields' table.
+
+    `defaults` replaces the default shown for a field named by its full path.
+    """
+    parts = [header]
+    for title, model, prefix in sections:
+        shown = {
+            path.removeprefix(prefix): text
+            for path, text in (defaults or {}).items()
+            if path.startswith(prefix) and "." not in path.removeprefix(prefix)
+        }
+        table = model_table(model, prefix, shown)
+        parts.append(f"## {title}\n\n{_model_summary(model)}\n\n{table}\n")
+    return "\n".join(parts)
+
+
+def write_page(page: str, argv: list[str]) -> None:
+    """Write `page` to the path in `argv` (standard output without one)."""
+    if argv:
+        Path(argv[0]).write_text(page)
+    else:
+        sys.stdout.write(page)
+
+
 def config_reference() -> str:
-    """The Markdown page: a table of the run's own fields, then one per section."""
-    sections = [
+    """The page: a table of the run's own fields, then one per section."""
+    sections: list[Section] = [
         ("Run", TrainConfig, ""),
         ("`model`", ModelConfig, "model."),
         ("`loss`", LossConfig, "loss."),
@@ -138,23 +168,8 @@ def config_reference() -> str:
         ("`data` with `name: cifar10` or `cifar100`", CifarData, "data."),
         ("`data` with `name: image_folder`", ImageFolderData, "data."),
     ]
-    parts = [HEADER]
-    for title, model, prefix in sections:
-        overrides = {"feature_dim": "`num_classes − 1`"} if model is ModelConfig else None
-        parts.append(
-            f"## {title}\n\n{model_summary(model)}\n\n{model_table(model, prefix, overrides)}\n"
-        )
-    return "\n".join(parts)
-
-
-def main(argv: list[str]) -> None:
-    """Write the page to the path given (standard output without one)."""
-    page = config_reference()
-    if argv:
-        Path(argv[0]).write_text(page)
-    else:
-        sys.stdout.write(page)
+    return reference_page(HEADER, sections, {"model.feature_dim": "`num_classes − 1`"})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    write_page(config_reference(), sys.argv[1:])

@@ -6,9 +6,8 @@ Write it with `python -m hcl_study.study.spec_reference docs/spec.md`.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from hcl_study.config_reference import model_summary, model_table
+from hcl_study.config_reference import Section, reference_page, write_page
 from hcl_study.study.spec import (
     ObjectiveConfig,
     ResourcesConfig,
@@ -31,8 +30,8 @@ as a training config ([config.md](config.md)).
 
 
 def spec_reference() -> str:
-    """The Markdown page: the spec's own fields, then one table per section."""
-    sections = [
+    """The page: the spec's own fields, then one table per section."""
+    sections: list[Section] = [
         ("Study", StudySpec, ""),
         ("`space` entries", SpaceEntry, "space.PATH."),
         ("`search`", SearchConfig, "search."),
@@ -40,20 +39,8 @@ def spec_reference() -> str:
         ("`objective`", ObjectiveConfig, "objective."),
         ("`resources`", ResourcesConfig, "resources."),
     ]
-    parts = [HEADER]
-    for title, model, prefix in sections:
-        parts.append(f"## {title}\n\n{model_summary(model)}\n\n{model_table(model, prefix)}\n")
-    return "\n".join(parts)
-
-
-def main(argv: list[str]) -> None:
-    """Write the page to the path given (standard output without one)."""
-    page = spec_reference()
-    if argv:
-        Path(argv[0]).write_text(page)
-    else:
-        sys.stdout.write(page)
+    return reference_page(HEADER, sections)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    write_page(spec_reference(), sys.argv[1:])

@@ -141,7 +141,7 @@ def reference_page(
         shown = {
             path.removeprefix(prefix): text
             for path, text in (defaults or {}).items()
-            if path.startswith(prefix) and "." not in path.removeprefix(prefix)
+            if path.startswith(prefix)
         }
         table = model_table(model, prefix, shown)
         parts.append(f"## {title}\n\n{_model_summary(model)}\n\n{table}\n")
